@@ -1,0 +1,9 @@
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace hapo::bindings {
+
+void register_gae(pybind11::module_& m);
+
+}  // namespace hapo::bindings

@@ -1,0 +1,53 @@
+#include "env/task.h"
+
+#include <stdexcept>
+#include <utility>
+
+namespace hapo::env {
+
+namespace {
+
+using Factory = std::unique_ptr<Task> (*)();
+
+const std::vector<std::pair<std::string, Factory>>& registry() {
+  static const std::vector<std::pair<std::string, Factory>> tasks = {
+      {"Ant", &make_ant},
+      {"HalfCheetah", &make_half_cheetah},
+      {"Hopper", &make_hopper},
+      {"Walker2d", &make_walker2d},
+  };
+  return tasks;
+}
+
+}  // namespace
+
+double control_cost(const double* action, int nu, double weight) {
+  double sum = 0.0;
+  for (int i = 0; i < nu; ++i) sum += action[i] * action[i];
+  return weight * sum;
+}
+
+void add_uniform_noise(const mjtNum* base, int n, double scale, Rng& rng, mjtNum* out) {
+  for (int i = 0; i < n; ++i) out[i] = base[i] + rng.uniform(-scale, scale);
+}
+
+void add_normal_noise(const mjtNum* base, int n, double scale, Rng& rng, mjtNum* out) {
+  for (int i = 0; i < n; ++i) out[i] = base[i] + scale * rng.normal();
+}
+
+std::vector<std::string> task_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : registry()) names.push_back(name);
+  return names;
+}
+
+std::unique_ptr<Task> make_task(const std::string& name) {
+  for (const auto& [known, factory] : registry()) {
+    if (known == name) return factory();
+  }
+  std::string valid;
+  for (const auto& known : task_names()) valid += (valid.empty() ? "" : ", ") + known;
+  throw std::invalid_argument("unknown task '" + name + "', expected one of: " + valid);
+}
+
+}  // namespace hapo::env

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hapo::env {
+
+// A persistent pool that runs one function over [0, n) split into num_threads fixed,
+// contiguous chunks; chunk 0 runs on the calling thread. Data flow of one run():
+//
+//   caller: publish (fn, n), bump generation --> workers wake, run chunk t
+//   caller: run chunk 0, wait until pending == 0 <-- workers: --pending, notify
+//
+// Which env runs on which thread never affects results: every env owns its data and RNG.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn(begin, end) on each chunk and returns when all are done; rethrows the first
+  // exception a chunk threw.
+  void run(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn);
+
+ private:
+  void worker_loop(int thread);
+  void run_chunk(int thread);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable start_;
+  std::condition_variable done_;
+  std::uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stopping_ = false;
+  std::int64_t n_ = 0;
+  const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
+  std::exception_ptr error_;
+};
+
+}  // namespace hapo::env

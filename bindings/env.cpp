@@ -198,6 +198,10 @@ void restore(BatchedEnv& e, const py::dict& snapshot) {
 
 void register_env(py::module_& m) {
   m.def("env_task_names", &env::task_names, "Names of the C++ MuJoCo tasks.");
+  m.attr("ENV_FIELDS") = py::tuple(py::cast(std::vector<std::string>(
+      std::begin(env::kFieldNames), std::end(env::kFieldNames))));
+  m.attr("ENV_OPS") = py::tuple(py::cast(std::vector<std::string>(
+      std::begin(env::kOpNames), std::end(env::kOpNames))));
   py::class_<BatchedEnv>(m, "BatchedEnv", R"doc(N copies of a MuJoCo task stepped on a thread pool.
 
 Use hapo.envs.make(): it builds the partition and observation tables this takes.

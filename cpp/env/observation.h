@@ -15,6 +15,10 @@ enum class Op : std::int32_t { kCopy, kClip, kSin, kCos, kDiff };
 
 inline constexpr int kNumFields = 7;
 inline constexpr int kNumOps = 5;
+// Names in enum order: the Python layout builder encodes tables with these.
+inline constexpr const char* kFieldNames[kNumFields] = {
+    "qpos", "qvel", "cfrc_ext", "cinert", "cvel", "qfrc_actuator", "xpos"};
+inline constexpr const char* kOpNames[kNumOps] = {"copy", "clip", "sin", "cos", "diff"};
 
 struct ObsElement {
   Field field;

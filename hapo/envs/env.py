@@ -1,0 +1,200 @@
+"""Batched multi-agent MuJoCo environments (the protocol of docs/env_api.md)."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import mujoco
+import numpy as np
+
+from hapo import _core
+from hapo.envs.layouts import build_layout
+from hapo.envs.partitions import SCENARIOS
+
+DEFAULT_MAX_EPISODE_STEPS = 1000
+
+
+def model_path(scenario: str) -> str:
+    """The Gymnasium asset a scenario runs on."""
+    assets = importlib.resources.files("gymnasium") / "envs" / "mujoco" / "assets"
+    return str(assets / SCENARIOS[scenario].model_file)
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def make(
+    scenario: str,
+    partition: str | None,
+    *,
+    num_envs: int = 1,
+    num_threads: int = 1,
+    seed: int = 0,
+    agent_obsk: int | None = 1,
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+) -> BatchedMujocoEnv:
+    """A batch of `num_envs` copies of a Multi-Agent MuJoCo scenario.
+
+    Args:
+      scenario: "HalfCheetah", "Ant", "Hopper" or "Walker2d" (Gymnasium's v5 task).
+      partition: agent factorisation of `mamujoco_v1`, e.g. "6x1"; None (or agent_obsk
+        None) gives one agent that acts on everything and observes the global state.
+      num_envs: environments stepped together.
+      num_threads: threads stepping them (the caller's included); results do not depend on it.
+      seed: environment k draws its reset noise from stream k of this seed.
+      agent_obsk: graph distance up to which an agent observes other joints.
+      max_episode_steps: the time limit (Gymnasium's is 1000).
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}, expected one of: {', '.join(sorted(SCENARIOS))}")
+    spec = SCENARIOS[scenario]
+    if partition is not None and partition not in spec.partitions:
+        valid = ", ".join(sorted(spec.partitions))
+        raise ValueError(f"unknown partition {partition!r} for {scenario}, expected one of: {valid} (or None)")
+    if agent_obsk is not None:
+        _check_int(agent_obsk, "agent_obsk", 0)
+    _check_int(num_envs, "num_envs", 1)
+    _check_int(num_threads, "num_threads", 1)
+    _check_int(max_episode_steps, "max_episode_steps", 1)
+    seed = _check_int(seed, "seed", 0)
+    path = model_path(scenario)
+    layout = build_layout(mujoco.MjModel.from_xml_path(path), spec, partition, agent_obsk)
+    core = _core.BatchedEnv(
+        path,
+        spec.task,
+        num_envs,
+        num_threads,
+        seed,
+        max_episode_steps,
+        layout.agent_actuators,
+        layout.agent_obs,
+        layout.state,
+    )
+    single_agent = partition is None or agent_obsk is None
+    return BatchedMujocoEnv(core, scenario, None if single_agent else partition, None if single_agent else agent_obsk)
+
+
+class BatchedMujocoEnv:
+    """N copies of a multi-agent MuJoCo scenario stepped in C++ on a thread pool.
+
+    Made by `make()`. Outputs are views of buffers the env owns and overwrites on the
+    next call; copy what you keep. Not for concurrent use: a call while another thread's
+    call runs raises RuntimeError.
+    """
+
+    action_kind = "continuous"
+
+    def __init__(self, core: _core.BatchedEnv, scenario: str, partition: str | None, agent_obsk: int | None):
+        self._core = core
+        self.scenario = scenario
+        self.partition = partition
+        self.agent_obsk = agent_obsk
+        self.num_envs: int = core.num_envs
+        self.num_threads: int = core.num_threads
+        self.num_agents: int = core.num_agents
+        self.agents = [f"agent_{i}" for i in range(self.num_agents)]
+        self.obs_sizes = tuple(core.obs_size(i) for i in range(self.num_agents))
+        self.action_sizes = tuple(core.action_size(i) for i in range(self.num_agents))
+        self.state_size: int = core.state_size
+        bounds = [
+            np.array([core.ctrl_range(i, j) for j in range(n)], dtype=np.float32).reshape(n, 2)
+            for i, n in enumerate(self.action_sizes)
+        ]
+        self.action_low = [b[:, 0].copy() for b in bounds]
+        self.action_high = [b[:, 1].copy() for b in bounds]
+        self.max_episode_steps: int = core.max_episode_steps
+        self.dt: float = core.dt
+        self.info_names: tuple[str, ...] = tuple(core.info_names)
+        buffers = core.buffers()
+        self._obs = buffers["obs"]
+        self._state = buffers["state"]
+        self._reward = buffers["reward"]
+        self._terminated = buffers["terminated"]
+        self._truncated = buffers["truncated"]
+        self._info = {
+            "final_obs": buffers["final_obs"],
+            "final_state": buffers["final_state"],
+            **{name: buffers["info"][:, i] for i, name in enumerate(self.info_names)},
+        }
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def _check_open(self, call: str) -> None:
+        if self._core.closed:
+            raise RuntimeError(f"{call}() on a closed env")
+
+    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], np.ndarray, dict]:
+        """Start a new episode everywhere; a seed re-seeds every env first (as make() does).
+
+        Returns obs (per agent [N, obs_sizes[i]]), state [N, state_size], info {}.
+        """
+        self._check_open("reset")
+        self._core.reset(None if seed is None else _check_int(seed, "seed", 0))
+        return self._obs, self._state, {}
+
+    def step(self, actions: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """One step of every env; ended episodes are reset (see docs/env_api.md).
+
+        actions: per agent a float32 array [N, action_sizes[i]], finite. Values outside
+        [action_low, action_high] are used as given by the control cost and clamped by
+        MuJoCo (the actuators' ctrlrange), as in Gymnasium.
+        Returns obs, state, reward [N], terminated [N], truncated [N], info with
+        "final_obs", "final_state" and the task's reward components (each [N]).
+        """
+        self._check_open("step")
+        if not isinstance(actions, (list, tuple)):
+            raise TypeError(f"actions must be a list of {self.num_agents} arrays (one per agent), got {type(actions).__name__}")
+        self._core.step(actions)
+        return self._obs, self._state, self._reward, self._terminated, self._truncated, self._info
+
+    def get_qpos(self, k: int) -> np.ndarray:
+        """A copy of env k's qpos (float64)."""
+        self._check_open("get_qpos")
+        return self._core.qpos(k)
+
+    def get_qvel(self, k: int) -> np.ndarray:
+        """A copy of env k's qvel (float64)."""
+        self._check_open("get_qvel")
+        return self._core.qvel(k)
+
+    def set_state(self, k: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Gymnasium's set_state on env k: qpos, qvel, then mj_forward; its obs and state
+        buffers are recomputed. The episode's step count is kept."""
+        self._check_open("set_state")
+        self._core.set_state(k, qpos, qvel)
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Everything that determines future steps (physics, step counts, RNG states, and
+        the step's position memory), plus the current obs and state: copies."""
+        self._check_open("snapshot")
+        return self._core.snapshot()
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Return to a snapshot of this env; returns the obs and state it held."""
+        self._check_open("restore")
+        self._core.restore(snapshot)
+        return self._obs, self._state
+
+    def close(self) -> None:
+        self._core.close()
+
+    def __enter__(self) -> BatchedMujocoEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchedMujocoEnv({self.scenario!r}, partition={self.partition!r}, agent_obsk={self.agent_obsk}, "
+            f"num_envs={self.num_envs}, num_threads={self.num_threads}, agents={self.num_agents}, "
+            f"obs_sizes={self.obs_sizes}, action_sizes={self.action_sizes}, state_size={self.state_size}"
+            f"{', closed' if self.closed else ''})"
+        )

@@ -1,0 +1,133 @@
+"""Index tables of a batched env, computed once from the model and the scenario data.
+
+An observation layout is a table the C++ gather evaluates per env: row j gives
+(field, op, index, index2) and (low, high); see cpp/env/observation.h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from hapo import _core
+from hapo.envs.partitions import GLOBAL_CATEGORIES, Scenario, Span
+
+FIELD = {name: i for i, name in enumerate(_core.ENV_FIELDS)}
+OP = {name: i for i, name in enumerate(_core.ENV_OPS)}
+# Entries per body of the body-indexed fields.
+BODY_ROW = {"cinert": 10, "cvel": 6, "cfrc_ext": 6, "xpos": 3}
+
+Element = tuple[int, int, int, int, float, float]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the C++ env needs besides the task: per agent, the actuator of each local
+    action and the observation table; and the global state table."""
+
+    agent_actuators: list[list[int]]
+    agent_obs: list[tuple[np.ndarray, np.ndarray]]
+    state: tuple[np.ndarray, np.ndarray]
+
+
+def joints_by_distance(
+    agent: tuple[str, ...], edges: tuple[tuple[str, ...], ...], k: int
+) -> list[list[str]]:
+    """Joint labels at graph distance 0..k from an agent's joints, each level sorted by label.
+
+    Members of one hyperedge are all neighbours of each other.
+    """
+    explored = set(agent)
+    frontier = set(agent)
+    levels = [sorted(frontier)]
+    for _ in range(k):
+        frontier = {n for e in edges for m in frontier if m in e for n in e} - explored
+        explored |= frontier
+        levels.append(sorted(frontier))
+    return levels
+
+
+def _field_size(model: mujoco.MjModel, name: str) -> int:
+    if name in BODY_ROW:
+        return BODY_ROW[name] * model.nbody
+    return model.nq if name == "qpos" else model.nv
+
+
+def _element(field: str, index: int, clip: tuple[float, float] | None) -> Element:
+    if clip is None:
+        return (FIELD[field], OP["copy"], index, 0, 0.0, 0.0)
+    return (FIELD[field], OP["clip"], index, 0, clip[0], clip[1])
+
+
+def _span_elements(model: mujoco.MjModel, span: Span) -> list[Element]:
+    stop = _field_size(model, span.field) if span.stop is None else span.stop
+    return [_element(span.field, i, span.clip) for i in range(span.start, stop)]
+
+
+def _encode(elements: list[Element]) -> tuple[np.ndarray, np.ndarray]:
+    table = np.array(elements, dtype=np.float64).reshape(-1, 6)
+    return table[:, :4].astype(np.int32), np.ascontiguousarray(table[:, 4:])
+
+
+def _joint_actuator(model: mujoco.MjModel, joint_id: int) -> int:
+    for a in range(model.nu):
+        if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT and model.actuator_trnid[a, 0] == joint_id:
+            return a
+    raise ValueError(f"joint {joint_id} has no actuator")
+
+
+def agent_observation(
+    model: mujoco.MjModel, scenario: Scenario, agent: tuple[str, ...], k: int
+) -> list[Element]:
+    """Local part (joints up to distance k, by category) then the global part."""
+    joints = {j.label: j for j in scenario.joints}
+    elements: list[Element] = []
+    seen_bodies: dict[str, set[int]] = {}
+    categories = scenario.local_categories
+    for depth, labels in enumerate(joints_by_distance(agent, scenario.edges, k)):
+        for label in labels:
+            joint = joints[label]
+            jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint.joint)
+            for category in categories[min(depth, len(categories) - 1)]:
+                clip = scenario.local_clip.get(category)
+                if category == "qpos":
+                    elements.append(_element("qpos", int(model.jnt_qposadr[jid]), clip))
+                elif category in ("qvel", "qfrc_actuator"):
+                    elements.append(_element(category, int(model.jnt_dofadr[jid]), clip))
+                else:
+                    row = BODY_ROW[category]
+                    seen = seen_bodies.setdefault(category, set())
+                    for body in joint.bodies:
+                        if body not in seen:
+                            seen.add(body)
+                            elements += _span_elements(
+                                model, Span(category, row * body, row * (body + 1), clip)
+                            )
+    for category in GLOBAL_CATEGORIES:
+        for span in scenario.global_obs.get(category, ()):
+            elements += _span_elements(model, span)
+    return elements
+
+
+def build_layout(
+    model: mujoco.MjModel, scenario: Scenario, partition: str | None, agent_obsk: int | None
+) -> Layout:
+    """The tables of one scenario and partition.
+
+    partition None or agent_obsk None: one agent drives every actuator in the model's
+    order and observes the global state (as `mamujoco_v1` does).
+    """
+    state: list[Element] = []
+    for span in scenario.state:
+        state += _span_elements(model, span)
+    if partition is None or agent_obsk is None:
+        return Layout([list(range(model.nu))], [_encode(state)], _encode(state))
+    joints = {j.label: j for j in scenario.joints}
+    actuators, observations = [], []
+    for agent in scenario.partitions[partition]:
+        ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joints[label].joint) for label in agent]
+        actuators.append([_joint_actuator(model, jid) for jid in ids])
+        observations.append(_encode(agent_observation(model, scenario, agent, agent_obsk)))
+    return Layout(actuators, observations, _encode(state))

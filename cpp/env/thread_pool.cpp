@@ -2,6 +2,17 @@
 
 namespace hapo::env {
 
+namespace {
+
+constexpr int kSpins = 2000;
+
+template <typename Done>
+void spin_until(Done done) {
+  for (int i = 0; i < kSpins && !done(); ++i) std::this_thread::yield();
+}
+
+}  // namespace
+
 ThreadPool::ThreadPool(int num_threads) {
   for (int t = 1; t < num_threads; ++t) workers_.emplace_back(&ThreadPool::worker_loop, this, t);
 }
@@ -31,6 +42,7 @@ void ThreadPool::run_chunk(int thread) {
 void ThreadPool::worker_loop(int thread) {
   std::uint64_t seen = 0;
   for (;;) {
+    spin_until([&] { return stopping_ || generation_ != seen; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
       start_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -63,6 +75,7 @@ void ThreadPool::run(std::int64_t n, const std::function<void(std::int64_t, std:
   start_.notify_all();
   run_chunk(0);
   std::exception_ptr error;
+  spin_until([&] { return pending_ == 0; });
   {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return pending_ == 0; });

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -15,6 +16,9 @@ namespace hapo::env {
 //
 //   caller: publish (fn, n), bump generation --> workers wake, run chunk t
 //   caller: run chunk 0, wait until pending == 0 <-- workers: --pending, notify
+//
+// Waits first yield for a short while before sleeping on a condition variable: a step
+// takes about a millisecond, and a futex wake-up per step would cost a few percent.
 //
 // Which env runs on which thread never affects results: every env owns its data and RNG.
 class ThreadPool {
@@ -38,9 +42,10 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable start_;
   std::condition_variable done_;
-  std::uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stopping_ = false;
+  // Written under mutex_ (so condition waits miss no change), read without it while spinning.
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stopping_{false};
   std::int64_t n_ = 0;
   const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
   std::exception_ptr error_;

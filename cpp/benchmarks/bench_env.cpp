@@ -1,6 +1,7 @@
 // Env-steps per second of a plain loop of mj_step (the limit: no observation, reward or
 // reset) and of BatchedEnv (single agent, observation = qpos, qvel), no Python.
-// Usage: bench_env_cpp MODEL_XML TASK [ENV_STEPS] [REPEATS]
+// Usage: bench_env_cpp MODEL_XML TASK [ENV_STEPS] [REPEATS] [NUM_ENVS THREADS]
+// (NUM_ENVS THREADS: measure that configuration only; default 16, 64, 256 x 1, 2).
 // Prints one line per measurement: "<kind> <num_envs> <threads> <median env-steps/s>".
 #include <algorithm>
 #include <chrono>
@@ -57,7 +58,8 @@ double plain_loop(const mjModel* m, std::vector<mjData*>& data, int threads, int
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL_XML TASK [ENV_STEPS] [REPEATS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL_XML TASK [ENV_STEPS] [REPEATS] [NUM_ENVS THREADS]\n",
+                 argv[0]);
     return 2;
   }
   const char* path = argv[1];
@@ -71,10 +73,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot load %s: %s\n", path, error);
     return 1;
   }
+  std::vector<int> env_counts = {16, 64, 256}, thread_counts = {1, 2};
+  if (argc > 6) {
+    env_counts = {std::atoi(argv[5])};
+    thread_counts = {std::atoi(argv[6])};
+  }
   const int frame_skip = hapo::env::make_task(task)->frame_skip();
-  for (int num_envs : {16, 64, 256}) {
+  for (int num_envs : env_counts) {
     const int steps = static_cast<int>(std::max<long>(1, env_steps / num_envs));
-    for (int threads : {1, 2}) {
+    for (int threads : thread_counts) {
       std::vector<mjData*> data;
       for (int k = 0; k < num_envs; ++k) {
         data.push_back(mj_makeData(m));

@@ -109,6 +109,7 @@ class BatchedMujocoEnv:
         self.action_high = [b[:, 1].copy() for b in bounds]
         self.max_episode_steps: int = core.max_episode_steps
         self.dt: float = core.dt
+        self.frame_skip: int = core.frame_skip
         self.info_names: tuple[str, ...] = tuple(core.info_names)
         buffers = core.buffers()
         self._obs = buffers["obs"]

@@ -300,3 +300,14 @@ def test_every_scenario_has_its_task():
     from hapo import _core
 
     assert {s.task for s in SCENARIOS.values()} <= set(_core.env_task_names())
+
+
+def test_readme_environment_example_runs():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = next(b for b in re.findall(r"```python\n(.*?)\n```", text, flags=re.S) if "hapo.envs" in b)
+    scope = {}
+    exec(example, scope)
+    assert scope["reward"].shape == (64,) and scope["state"].shape == (64, 17)

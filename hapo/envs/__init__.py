@@ -1,0 +1,1 @@
+"""Batched multi-agent environments that follow the protocol of docs/env_api.md."""

@@ -85,11 +85,13 @@ class ProgressBar:
     """A rich progress bar over environment steps, with env-steps/s and the recent returns."""
 
     def __init__(self, total_steps: int, done_steps: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from rich.console import Console
 
         self._progress = Progress(
-            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
-            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+            BarColumn(bar_width=20), MofNCompleteColumn(), TextColumn("steps"), TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"), console=Console(stderr=True),
         )
         self._task = self._progress.add_task("train", total=total_steps, completed=done_steps, status="")
         self._eval = None

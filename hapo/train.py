@@ -184,7 +184,8 @@ class Trainer:
             "collect_seconds": collected - start,
             "update_seconds": updated - collected,
             "eval_seconds": evaluated - updated,
-            "env_steps_per_second": self.batch_size / (collected - start),
+            "collect_steps_per_second": self.batch_size / (collected - start),
+            "env_steps_per_second": self.batch_size / (evaluated - start),
         }
         self.history.append(row)
         self.last_timing = timing
@@ -379,7 +380,7 @@ class Trainer:
         self._resumed_at = (self.iteration, self.env_steps)
 
     @classmethod
-    def resume(cls, run_dir: str | os.PathLike, num_env_steps: int | None = None) -> Trainer:
+    def resume(cls, run_dir: str | os.PathLike, num_env_steps: int | None = None, progress: bool | None = None) -> Trainer:
         """A trainer continuing the run in `run_dir` from its checkpoint (optionally to a new length)."""
         run_dir = pathlib.Path(run_dir)
         for name in (CONFIG_FILE, CHECKPOINT_FILE):
@@ -388,9 +389,10 @@ class Trainer:
         config = config_lib.load(str(run_dir / CONFIG_FILE))
         trainer = cls(config, run_dir)
         trainer.load_checkpoint(run_dir / CHECKPOINT_FILE)
-        if num_env_steps is not None:
-            trainer.config = config.with_overrides([f"run.num_env_steps={num_env_steps}"])
-            trainer.total_iterations = num_env_steps // trainer.batch_size
+        changes = [] if num_env_steps is None else [f"run.num_env_steps={num_env_steps}"]
+        changes += [] if progress is None else [f"run.progress={progress}"]
+        trainer.config = config.with_overrides(changes)
+        trainer.total_iterations = trainer.config.run.num_env_steps // trainer.batch_size
         return trainer
 
 

@@ -48,11 +48,16 @@ def load(name_or_path: str, base: Config | None = None) -> Config:
     return merge(base or Config(), data, source=str(path))
 
 
+def dump(config: Config) -> str:
+    """The config as YAML text that `load` reads back to an equal config."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def save(config: Config, path: pathlib.Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    path.write_text(dump(config))
 
 
 __all__ = [
     "SECTIONS", "AlgoConfig", "Config", "ConfigError", "EnvConfig", "ModelConfig", "RunConfig",
-    "builtin_names", "describe", "load", "merge", "resolve_path", "save",
+    "builtin_names", "describe", "dump", "load", "merge", "resolve_path", "save",
 ]

@@ -195,6 +195,9 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
             raise ConfigError(f"{key} must be a finite number, got {value!r}")
         return float(number)
     if kind is str:
+        # YAML reads agent_conf: 2 as an int; a name made of digits is still a name.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {value!r}")
         return value

@@ -55,4 +55,9 @@ def sequential_update(
         with torch.no_grad():
             new_log_prob = actor.log_prob(d.obs, d.actions, d.action_mask)
         factor = factor * torch.exp(new_log_prob - old_log_prob)
+        if not torch.isfinite(factor).all():
+            raise FloatingPointError(
+                f"the compound factor is no longer finite after updating agent {i}: its policy moved too far "
+                "in one iteration (lower algo.actor_lr, algo.clip or algo.ppo_epochs)"
+            )
     return SequentialResult(metrics, factors, factor)

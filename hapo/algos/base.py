@@ -66,3 +66,40 @@ class ActorUpdate(ABC):
 def minibatches(size: int, count: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     """A random split of range(size) into `count` index tensors of (nearly) equal length."""
     return torch.randperm(size, generator=generator).split(math.ceil(size / count))
+
+
+def clipped_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters, max_grad_norm: float) -> float:
+    """One optimiser step on `loss` with the gradient norm clipped; returns the norm before clipping."""
+    optimizer.zero_grad()
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    return norm.item()
+
+
+class Means:
+    """Means of named scalars over the optimisation steps of one update."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, **values: float) -> None:
+        for key, value in values.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def result(self) -> dict[str, float]:
+        return {key: total / self._counts[key] for key, total in self._sums.items()}
+
+
+class OptimizerState:
+    """`state_dict`/`load_state_dict` of an update whose only state is `self.optimizer`."""
+
+    optimizer: torch.optim.Optimizer
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from hapo.algos.base import minibatches
+from hapo.algos.base import Means, OptimizerState, clipped_step, minibatches
 from hapo.config import AlgoConfig
 from hapo.models import Critic, ValueNormalizer
 
 
-class CriticUpdate:
+class CriticUpdate(OptimizerState):
     """Adam on the Huber loss between V(state) and the (normalised) returns.
 
     With `value_clip`, the loss is the larger of the plain loss and the loss of the
@@ -35,8 +35,7 @@ class CriticUpdate:
             targets = self.normalizer.normalize(returns)
         else:
             targets = returns
-        totals = {"value_loss": 0.0, "grad_norm": 0.0}
-        steps = 0
+        means = Means()
         for _ in range(cfg.critic_epochs):
             for index in minibatches(len(states), cfg.critic_num_minibatches, generator):
                 values = self.critic(states[index])
@@ -47,17 +46,6 @@ class CriticUpdate:
                     clipped = old + (values - old).clamp(-cfg.clip, cfg.clip)
                     loss = torch.max(loss, F.huber_loss(clipped, target, delta=cfg.huber_delta, reduction="none"))
                 loss = loss.mean()
-                self.optimizer.zero_grad()
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                totals["value_loss"] += loss.item()
-                totals["grad_norm"] += grad_norm.item()
-                steps += 1
-        return {key: value / steps for key, value in totals.items()}
-
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+                grad_norm = clipped_step(self.optimizer, loss, self.critic.parameters(), cfg.max_grad_norm)
+                means.add(value_loss=loss.item(), grad_norm=grad_norm)
+        return means.result()

@@ -19,12 +19,12 @@ def small_split(*overrides):
 @pytest.mark.parametrize("agents", ["2", "4"])
 def test_happo_solves_the_split_game_and_sharing_stays_at_the_bound(agents):
     """Separate actors reach the optimum 1; a shared actor cannot beat 2 / 2^n (Proposition 1)."""
-    separate = Trainer(config.load("toy_split").with_overrides(QUIET + [f"env.agent_conf={agents}"]))
+    separate = Trainer(config.load("toy_split").with_overrides(QUIET + [f"env.agent_conf={agents}", "run.num_env_steps=6144"]))
     separate.train()
     assert separate.evaluate(40) == 1.0
     assert separate.history[-1]["train_return"] > 0.9
 
-    shared = Trainer(config.load("toy_split").with_overrides(QUIET + [f"env.agent_conf={agents}", "algo.share_param=true", "run.num_env_steps=4096"]))
+    shared = Trainer(config.load("toy_split").with_overrides(QUIET + [f"env.agent_conf={agents}", "algo.share_param=true", "run.num_env_steps=3072"]))
     assert len({id(a) for a in shared.actors}) == 1
     shared.train()
     assert shared.history[-1]["train_return"] < 2 / 2 ** int(agents) + 0.15
@@ -54,7 +54,7 @@ def test_happo_solves_toy_reach():
 
     optimum = controller_return(lambda env, obs: env.optimal_actions(obs))
     idle = controller_return(lambda env, obs: [np.zeros((200, k), np.float32) for k in env.action_sizes])
-    assert learned > idle + 0.8 * (optimum - idle), (learned, idle, optimum)
+    assert learned > idle + 0.9 * (optimum - idle), (learned, idle, optimum)
 
 
 def test_truncated_steps_bootstrap_from_the_final_state():

@@ -45,8 +45,8 @@ def one_of(*choices: str):
 class EnvConfig:
     """The environment: a scenario of `hapo.envs.make`, or a toy scenario of `hapo.envs.toy`."""
 
-    scenario: str = _opt("ToyReach", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...) or a toy scenario (ToyReach, ToySplit, ToySplitMasked).")
-    agent_conf: str = _opt("2+1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
+    scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...) or a toy scenario (ToyReach, ToySplit, ToySplitMasked).")
+    agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
     agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away.", NON_NEGATIVE)
     num_envs: int = _opt(20, "Parallel training environments.", POSITIVE)
     num_threads: int = _opt(1, "Threads of the C++ environment pool (results do not depend on it).", POSITIVE)

@@ -14,6 +14,7 @@ import time
 from _timing import print_table
 
 from hapo import config
+from hapo.config import ConfigError
 from hapo.train import Trainer
 
 MUJOCO_TASKS = ["halfcheetah_2x3", "halfcheetah_6x1"]
@@ -50,7 +51,10 @@ def main() -> None:
     parser.add_argument("--toy", action="store_true", help="the toy tasks instead of MuJoCo (no hapo.envs.make needed)")
     args = parser.parse_args()
     tasks = TOY_TASKS if args.toy else MUJOCO_TASKS
-    rows = [run(name, args.num_env_steps, args.seed, args.env_threads, args.torch_threads) for name in tasks]
+    try:
+        rows = [run(name, args.num_env_steps, args.seed, args.env_threads, args.torch_threads) for name in tasks]
+    except ConfigError as err:
+        parser.exit(2, f"{err}\n(--toy runs the same measurement on the toy tasks)\n")
     print_table(
         f"HAPPO training, seed {args.seed}, {args.env_threads} env threads, {args.torch_threads} torch threads",
         ["task", "env steps", "final eval return", "env steps/s", "collect-only steps/s", "collect", "update", "eval", "wall s"],

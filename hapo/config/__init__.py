@@ -1,0 +1,63 @@
+"""Training configuration: the typed schema and the built-in per-task YAML files beside this module."""
+
+from __future__ import annotations
+
+import pathlib
+
+import yaml
+
+from hapo.config.schema import (
+    SECTIONS,
+    AlgoConfig,
+    Config,
+    ConfigError,
+    EnvConfig,
+    ModelConfig,
+    RunConfig,
+    describe,
+    merge,
+)
+
+BUILTIN_DIR = pathlib.Path(__file__).resolve().parent
+
+
+def builtin_names() -> list[str]:
+    """Names of the YAML files shipped in hapo/config/, e.g. 'halfcheetah_2x3'."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def resolve_path(name_or_path: str) -> pathlib.Path:
+    """A built-in config name or a path to a YAML file."""
+    path = pathlib.Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"config file {name_or_path!r} does not exist")
+        return path
+    if name_or_path in builtin_names():
+        return BUILTIN_DIR / f"{name_or_path}.yaml"
+    raise ConfigError(f"unknown config {name_or_path!r}: give a .yaml path or a built-in name: {', '.join(builtin_names())}")
+
+
+def load(name_or_path: str, base: Config | None = None) -> Config:
+    """`base` (default: the schema defaults) updated by a YAML file or a built-in config."""
+    path = resolve_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    return merge(base or Config(), data, source=str(path))
+
+
+def dump(config: Config) -> str:
+    """The config as YAML text that `load` reads back to an equal config."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def save(config: Config, path: pathlib.Path) -> None:
+    path.write_text(dump(config))
+
+
+__all__ = [
+    "SECTIONS", "AlgoConfig", "Config", "ConfigError", "EnvConfig", "ModelConfig", "RunConfig",
+    "builtin_names", "describe", "dump", "load", "merge", "resolve_path", "save",
+]

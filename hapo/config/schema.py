@@ -1,0 +1,234 @@
+"""The typed training configuration: sections of fields, each with its help text and its check.
+
+A config is built from the dataclass defaults (the HARL-tuned MAMuJoCo settings),
+then a YAML file (one of `hapo/config/*.yaml` or a user's), then `section.key=value`
+overrides. Every key and value is checked here; errors name the bad key or value and
+list what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value that the schema does not accept."""
+
+
+def _opt(default, help: str, check: tuple[Callable[[Any], bool], str] | None = None, **kwargs):
+    metadata = {"help": help}
+    if check is not None:
+        metadata["check"] = check
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+POSITIVE = (lambda v: v > 0, "> 0")
+NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
+POSITIVE_LIST = (lambda v: len(v) > 0 and all(x > 0 for x in v), "a non-empty list of positive ints")
+
+
+def one_of(*choices: str):
+    return (lambda v: v in choices, f"one of {', '.join(choices)}")
+
+
+@dataclass
+class EnvConfig:
+    """The environment: a scenario of `hapo.envs.make`, or a toy scenario of `hapo.envs.toy`."""
+
+    scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...) or a toy scenario (ToyReach, ToySplit, ToySplitMasked).")
+    agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
+    agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away.", NON_NEGATIVE)
+    num_envs: int = _opt(20, "Parallel training environments.", POSITIVE)
+    num_threads: int = _opt(1, "Threads of the C++ environment pool (results do not depend on it).", POSITIVE)
+
+
+@dataclass
+class AlgoConfig:
+    """The learning algorithm and its hyperparameters."""
+
+    name: str = _opt("happo", "Per-agent update: one of the registered algorithms (hapo.algos.ALGORITHMS).")
+    rollout_length: int = _opt(200, "Environment steps per environment per iteration (batch = num_envs * rollout_length).", POSITIVE)
+    ppo_epochs: int = _opt(5, "Passes over the batch per agent update.", POSITIVE)
+    num_minibatches: int = _opt(1, "Minibatches per epoch of an agent update.", POSITIVE)
+    clip: float = _opt(0.2, "PPO clip range epsilon of the ratio (also clips the value loss when value_clip).", POSITIVE)
+    entropy_coef: float = _opt(0.0, "Weight of the entropy bonus in the actor loss.", NON_NEGATIVE)
+    actor_lr: float = _opt(5e-4, "Adam learning rate of every actor.", POSITIVE)
+    critic_lr: float = _opt(5e-4, "Adam learning rate of the critic.", POSITIVE)
+    adam_eps: float = _opt(1e-5, "Adam epsilon of actors and critic.", POSITIVE)
+    max_grad_norm: float = _opt(10.0, "Gradient-norm clip of actors and critic.", POSITIVE)
+    gamma: float = _opt(0.99, "Discount factor.", UNIT)
+    gae_lambda: float = _opt(0.95, "GAE lambda.", UNIT)
+    critic_epochs: int = _opt(5, "Passes over the batch per critic update.", POSITIVE)
+    critic_num_minibatches: int = _opt(1, "Minibatches per critic epoch.", POSITIVE)
+    huber_delta: float = _opt(10.0, "Huber loss threshold of the value loss.", POSITIVE)
+    value_clip: bool = _opt(True, "Clip the value update around the old values by `clip`, as in MAPPO/HARL.")
+    value_normalizer: bool = _opt(True, "Regress the critic on returns normalised by a running mean/std.")
+    advantage_norm: bool = _opt(True, "Normalise advantages over the batch to zero mean, unit std.")
+    fixed_order: bool = _opt(False, "Update agents in index order every iteration instead of a random permutation.")
+    share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (an ablation).")
+
+
+@dataclass
+class ModelConfig:
+    """Actor and critic networks."""
+
+    hidden_sizes: list[int] = _opt([128, 128, 128], "Hidden layer widths of actors and critic.", POSITIVE_LIST)
+    activation: str = _opt("relu", "Hidden activation.", one_of("relu", "tanh"))
+    input_layernorm: bool = _opt(True, "LayerNorm on the network inputs (HARL's feature normalisation).")
+    initial_std: float = _opt(0.5, "Initial standard deviation of Gaussian actors (learned, state-independent).", POSITIVE)
+    output_gain: float = _opt(0.01, "Orthogonal-init gain of the actors' output layer (hidden layers use sqrt(2)).", POSITIVE)
+
+
+@dataclass
+class RunConfig:
+    """Seeding, length, evaluation, logging and checkpoints of a run."""
+
+    seed: int = _opt(1, "Seed of everything: environments, networks, sampling, agent order.", NON_NEGATIVE)
+    num_env_steps: int = _opt(10_000_000, "Total environment steps (steps of one environment, summed over environments).", POSITIVE)
+    eval_interval: int = _opt(25, "Evaluate every this many iterations, and after the last (0: never).", NON_NEGATIVE)
+    eval_episodes: int = _opt(10, "Deterministic episodes per evaluation.", POSITIVE)
+    eval_num_envs: int = _opt(10, "Parallel evaluation environments (a separate instance).", POSITIVE)
+    checkpoint_interval: int = _opt(50, "Save a checkpoint every this many iterations, and after the last (0: only after the last).", NON_NEGATIVE)
+    log_dir: str = _opt("runs", "Parent folder of run folders.")
+    run_name: str = _opt("", "Run folder name under log_dir (empty: scenario-agent_conf-algo-seed).")
+    torch_threads: int = _opt(1, "torch.set_num_threads for the run (results are reproducible for a fixed value).", POSITIVE)
+    progress: bool = _opt(True, "Show a progress bar.")
+    tensorboard: bool = _opt(True, "Write TensorBoard scalars beside the CSV.")
+
+
+SECTIONS: dict[str, type] = {"env": EnvConfig, "algo": AlgoConfig, "model": ModelConfig, "run": RunConfig}
+
+
+@dataclass
+class Config:
+    """A complete training configuration."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """Defaults updated by `data` ({section: {key: value}}), checked."""
+        return merge(cls(), data)
+
+    def with_overrides(self, assignments: list[str]) -> Config:
+        """Apply 'section.key=value' strings (values parsed as YAML)."""
+        return merge(self, parse_assignments(assignments))
+
+
+def merge(config: Config, data: Mapping[str, Any], source: str = "config") -> Config:
+    """A copy of `config` with the values of `data` ({section: {key: value}}) checked and set."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source} must be a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
+    sections = {name: dataclasses.asdict(getattr(config, name)) for name in SECTIONS}
+    for name, values in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown section {name!r} in {source}; valid sections: {', '.join(SECTIONS)}")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"section {name!r} in {source} must be a mapping of keys, got {values!r}")
+        fields = {f.name: f for f in dataclasses.fields(SECTIONS[name])}
+        hints = typing.get_type_hints(SECTIONS[name])
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(f"unknown key {name}.{key} in {source}; valid keys of {name}: {', '.join(fields)}")
+            sections[name][key] = _coerce(f"{name}.{key}", value, hints[key], fields[key].metadata.get("check"))
+    merged = Config(**{name: SECTIONS[name](**values) for name, values in sections.items()})
+    from hapo.algos import ALGORITHMS
+
+    if merged.algo.name not in ALGORITHMS:
+        raise ConfigError(f"algo.name must be one of {', '.join(ALGORITHMS)}, got {merged.algo.name!r}")
+    return merged
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    data: dict[str, dict[str, Any]] = {}
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {text!r} must look like section.key=value, e.g. algo.clip=0.1; sections: {', '.join(SECTIONS)}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
+        data.setdefault(section, {})[name] = value
+    return data
+
+
+def _coerce(key: str, value: Any, kind: Any, check) -> Any:
+    converted = _convert(key, value, kind)
+    if check is not None and not check[0](converted):
+        raise ConfigError(f"{key} must be {check[1]}, got {value!r}")
+    return converted
+
+
+def _convert(key: str, value: Any, kind: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(f"{key} must be a bool (true or false), got {value!r}")
+    if kind is int:
+        number = _number(key, value, "an int")
+        if not float(number).is_integer():
+            raise ConfigError(f"{key} must be an int, got {value!r}")
+        return int(number)
+    if kind is float:
+        number = _number(key, value, "a number")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        return float(number)
+    if kind is str:
+        # YAML reads agent_conf: 2 as an int; a name made of digits is still a name.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    if typing.get_origin(kind) is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list like [128, 128], got {value!r}")
+        (item,) = typing.get_args(kind)
+        return [_convert(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    raise TypeError(f"config field {key} has an unsupported type {kind}")
+
+
+def _number(key: str, value: Any, what: str) -> float | int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be {what}, got {value!r}")
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        # YAML 1.1 reads '1e6' as a string; accept it as the number a user meant.
+        try:
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{key} must be {what}, got {value!r}")
+
+
+def describe() -> str:
+    """Every key with its default and help, for `hapo-train --help`."""
+    lines = []
+    defaults = Config()
+    for name, section in SECTIONS.items():
+        lines.append(f"{name}: {section.__doc__}")
+        for f in dataclasses.fields(section):
+            lines.append(f"  {name}.{f.name} = {getattr(getattr(defaults, name), f.name)!r}: {f.metadata['help']}")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""Run outputs: metrics.csv (deterministic), timing.csv (wall clock), TensorBoard scalars."""
+
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+
+METRICS_FILE = "metrics.csv"
+TIMING_FILE = "timing.csv"
+
+
+class RunLogger:
+    """Appends one row per iteration to the CSV files and TensorBoard.
+
+    metrics.csv holds only values that a run with the same seed and thread count
+    reproduces exactly; wall-clock figures go to timing.csv. On resume, rows after the
+    checkpoint's iteration (written before an interruption) are dropped first.
+    """
+
+    def __init__(self, run_dir: pathlib.Path, tensorboard: bool, resume_at: tuple[int, int] | None = None):
+        """`resume_at`: (iteration, env_steps) of the checkpoint a resumed run starts from."""
+        self.run_dir = run_dir
+        self._writers: dict[str, tuple] = {}
+        if resume_at is not None:
+            for name in (METRICS_FILE, TIMING_FILE):
+                _truncate_after(run_dir / name, resume_at[0])
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = None if resume_at is None else resume_at[1] + 1
+            self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge)
+
+    def write(self, metrics: dict[str, float | int | None], timing: dict[str, float | int]) -> None:
+        self._append(METRICS_FILE, metrics)
+        self._append(TIMING_FILE, timing)
+        if self._tb is not None:
+            step = int(metrics["env_steps"])
+            for key, value in {**metrics, **timing}.items():
+                if key not in ("iteration", "env_steps") and value is not None and math.isfinite(value):
+                    self._tb.add_scalar(key, value, global_step=step)
+            self._tb.flush()
+
+    def _append(self, name: str, row: dict) -> None:
+        if name not in self._writers:
+            path = self.run_dir / name
+            exists = path.exists() and path.stat().st_size > 0
+            handle = path.open("a", newline="")
+            writer = csv.DictWriter(handle, fieldnames=list(row), restval="")
+            if not exists:
+                writer.writeheader()
+            self._writers[name] = (handle, writer)
+        handle, writer = self._writers[name]
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        handle.flush()
+
+    def close(self) -> None:
+        for handle, _ in self._writers.values():
+            handle.close()
+        self._writers.clear()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _truncate_after(path: pathlib.Path, iteration: int) -> None:
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    column = rows[0].index("iteration")
+    kept = [rows[0]] + [row for row in rows[1:] if int(row[column]) <= iteration]
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def read_csv(path: pathlib.Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+class ProgressBar:
+    """A rich progress bar over environment steps, with env-steps/s and the recent returns."""
+
+    def __init__(self, total_steps: int, done_steps: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from rich.console import Console
+
+        self._progress = Progress(
+            BarColumn(bar_width=20), MofNCompleteColumn(), TextColumn("steps"), TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"), console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task("train", total=total_steps, completed=done_steps, status="")
+        self._eval = None
+        self._progress.start()
+
+    def update(self, env_steps: int, steps_per_second: float, row: dict) -> None:
+        if row["eval_return"] is not None:
+            self._eval = row["eval_return"]
+        train = "-" if row["train_return"] is None else f"{row['train_return']:.3g}"
+        status = f"{steps_per_second:,.0f} steps/s  return {train}"
+        if self._eval is not None:
+            status += f"  eval {self._eval:.3g}"
+        self._progress.update(self._task, completed=env_steps, status=status)
+
+    def close(self) -> None:
+        self._progress.stop()

@@ -1,0 +1,156 @@
+"""Actors (one per agent), the centralised critic and the running value normaliser."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Normal, kl_divergence
+from torch.nn import functional as F
+
+from hapo.config import ModelConfig
+
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
+HIDDEN_GAIN = math.sqrt(2.0)
+
+
+class MLP(nn.Module):
+    """Optional input LayerNorm, then Linear layers with the activation between them.
+
+    Layers are plain `nn.Linear` so that `hapo.models.JointPolicy` can stack the weights
+    of several agents' networks for one batched forward.
+    """
+
+    def __init__(self, in_size: int, out_size: int, cfg: ModelConfig, out_gain: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_size) if cfg.input_layernorm else None
+        sizes = [in_size, *cfg.hidden_sizes, out_size]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activation_name = cfg.activation
+        for i, layer in enumerate(self.layers):
+            nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(self.layers) - 1 else HIDDEN_GAIN)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm is not None:
+            x = self.norm(x)
+        activation = ACTIVATIONS[self.activation_name]
+        for layer in self.layers[:-1]:
+            x = activation(layer(x))
+        return self.layers[-1](x)
+
+
+class Actor(nn.Module):
+    """One agent's policy pi(a | o).
+
+    Continuous: a diagonal Gaussian whose mean is the MLP output and whose log-std is a
+    learned state-independent parameter. Discrete: a categorical over `action_size`
+    choices; an optional bool mask [B, action_size] removes unavailable choices.
+
+    "Distribution parameters" (`dist_params`) are one tensor per batch row, enough to
+    rebuild the distribution later (for KL(old || new) in trust-region updates):
+    Gaussian [B, 2 * action_size] = (mean, log_std); categorical [B, action_size] = log-probabilities.
+    """
+
+    def __init__(self, obs_size: int, action_size: int, kind: str, cfg: ModelConfig):
+        super().__init__()
+        if kind not in ("continuous", "discrete"):
+            raise ValueError(f"action kind must be 'continuous' or 'discrete', got {kind!r}")
+        self.obs_size, self.action_size, self.kind = obs_size, action_size, kind
+        self.net = MLP(obs_size, action_size, cfg, cfg.output_gain)
+        if kind == "continuous":
+            self.log_std = nn.Parameter(torch.full((action_size,), math.log(cfg.initial_std)))
+
+    def dist_params(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.net(obs)
+        if self.kind == "continuous":
+            return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+        return masked_log_softmax(out, action_mask)
+
+    def distribution_from_params(self, params: torch.Tensor) -> Distribution:
+        if self.kind == "continuous":
+            mean, log_std = params.chunk(2, dim=-1)
+            return Normal(mean, log_std.exp(), validate_args=False)
+        return Categorical(logits=params, validate_args=False)
+
+    def distribution(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> Distribution:
+        return self.distribution_from_params(self.dist_params(obs, action_mask))
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """log pi(a | o) [B], summed over action dimensions."""
+        return self.log_prob_from_params(self.dist_params(obs, action_mask), actions)
+
+    def log_prob_from_params(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        dist = self.distribution_from_params(params)
+        if self.kind == "continuous":
+            return dist.log_prob(actions).sum(-1)
+        return dist.log_prob(actions)
+
+    def entropy(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Entropy [B], summed over action dimensions."""
+        return self.entropy_from_params(self.dist_params(obs, action_mask))
+
+    def entropy_from_params(self, params: torch.Tensor) -> torch.Tensor:
+        entropy = self.distribution_from_params(params).entropy()
+        return entropy.sum(-1) if self.kind == "continuous" else entropy
+
+    def kl(self, obs: torch.Tensor, old_params: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over the batch of KL(old || current), differentiable in the current parameters."""
+        old = self.distribution_from_params(old_params)
+        new = self.distribution(obs, action_mask)
+        kl = kl_divergence(old, new)
+        return (kl.sum(-1) if self.kind == "continuous" else kl).mean()
+
+
+def masked_log_softmax(logits: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
+    # The most negative finite float (not -inf) keeps KL and gradients free of NaN:
+    # a masked choice gets probability exactly 0 all the same.
+    if action_mask is not None:
+        logits = logits.masked_fill(~action_mask, torch.finfo(logits.dtype).min)
+    return torch.log_softmax(logits, dim=-1)
+
+
+class Critic(nn.Module):
+    """Centralised V(state), in the units of the value normaliser when one is used."""
+
+    def __init__(self, state_size: int, cfg: ModelConfig):
+        super().__init__()
+        self.net = MLP(state_size, 1, cfg, out_gain=1.0)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state).squeeze(-1)
+
+
+class ValueNormalizer(nn.Module):
+    """Running mean and variance of the returns (exact over everything seen, in float64).
+
+    Its statistics are buffers, so they travel in `state_dict` with the checkpoint.
+    """
+
+    def __init__(self, epsilon: float = 1e-5):
+        super().__init__()
+        self.epsilon = epsilon
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("var", torch.ones((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().double().flatten()
+        n, mean, var = x.numel(), x.mean(), x.var(unbiased=False)
+        total = self.count + n
+        delta = mean - self.mean
+        m2 = self.var * self.count + var * n + delta.square() * self.count * n / total
+        self.mean.add_(delta * n / total)
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def std(self) -> torch.Tensor:
+        return (self.var + self.epsilon).sqrt()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / self.std()).to(x.dtype)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.std() + self.mean).to(x.dtype)

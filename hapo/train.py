@@ -1,0 +1,419 @@
+"""The training loop: collect a batch with all agents, GAE, critic update, sequential agent updates.
+
+Python API::
+
+    from hapo.config import Config, load
+    from hapo.train import Trainer
+
+    trainer = Trainer(load("toy_reach"), run_dir="runs/demo")   # or Trainer(Config(...)) for no files
+    rows = trainer.train(iterations=20)        # one dict of metrics per iteration
+    policy = trainer.policy()                  # act(obs, deterministic=True) -> actions per agent
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import pathlib
+import random
+import time
+
+import numpy as np
+import torch
+
+import hapo
+from hapo import config as config_lib
+from hapo.algos import ALGORITHMS, ActorUpdate, AgentData, CriticUpdate, sequential_update
+from hapo.config import Config, ConfigError
+from hapo.envs import toy
+from hapo.logger import ProgressBar, RunLogger
+from hapo.models import Actor, Critic, JointPolicy, ValueNormalizer
+from hapo.rollout import RolloutStorage, check_env_output
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CONFIG_FILE = "config.yaml"
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
+    """The batched env of a config: toy scenarios from hapo.envs.toy, all others from hapo.envs.make."""
+    if env_cfg.scenario in toy.SCENARIOS:
+        make = toy.make
+    else:
+        try:
+            from hapo.envs import make
+        except ImportError:
+            raise ConfigError(
+                f"scenario {env_cfg.scenario!r} is not a toy scenario ({', '.join(toy.SCENARIOS)}), "
+                "and this build has no MuJoCo environments (hapo.envs.make)"
+            ) from None
+    return make(
+        env_cfg.scenario, env_cfg.agent_conf, num_envs=num_envs, num_threads=env_cfg.num_threads,
+        seed=seed, agent_obsk=env_cfg.agent_obsk,
+    )
+
+
+class Trainer:
+    """HAPPO-family training of one actor per agent and a centralised critic.
+
+    Args:
+      config: the resolved configuration.
+      run_dir: where metrics.csv, timing.csv, TensorBoard files, config.yaml and
+        checkpoints go; None keeps everything in memory.
+    """
+
+    def __init__(self, config: Config, run_dir: str | os.PathLike | None = None):
+        self.config = cfg = config
+        self.run_dir = None if run_dir is None else pathlib.Path(run_dir)
+        torch.set_num_threads(cfg.run.torch_threads)
+        seeds = np.random.SeedSequence(cfg.run.seed).generate_state(4)
+        random.seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed)
+        torch.manual_seed(cfg.run.seed)
+        self.sample_generator = torch.Generator().manual_seed(int(seeds[0]))
+        self.minibatch_generator = torch.Generator().manual_seed(int(seeds[1]))
+        self.permutation_rng = np.random.default_rng(int(seeds[2]))
+
+        self.env = make_env(cfg.env, cfg.env.num_envs, seed=int(seeds[3]))
+        self.eval_env = make_env(cfg.env, cfg.run.eval_num_envs, seed=int(seeds[3]) + EVAL_SEED_OFFSET) if cfg.run.eval_interval else None
+        env = self.env
+        self.batch_size = cfg.env.num_envs * cfg.algo.rollout_length
+        self.total_iterations = cfg.run.num_env_steps // self.batch_size
+        if self.total_iterations < 1:
+            raise ConfigError(
+                f"run.num_env_steps ({cfg.run.num_env_steps}) is less than one iteration's batch: "
+                f"env.num_envs * algo.rollout_length = {self.batch_size}"
+            )
+
+        self.actors = self._build_actors()
+        distinct = list({id(a): a for a in self.actors}.values())
+        update_cls = ALGORITHMS[cfg.algo.name]
+        by_actor: dict[int, ActorUpdate] = {id(a): update_cls(a, cfg.algo) for a in distinct}
+        self.distinct_actors = distinct
+        self.updaters = [by_actor[id(a)] for a in self.actors]
+        self.critic = Critic(env.state_size, cfg.model)
+        self.normalizer = ValueNormalizer() if cfg.algo.value_normalizer else None
+        self.critic_update = CriticUpdate(self.critic, self.normalizer, cfg.algo)
+        self.joint_policy = JointPolicy(self.actors)
+        if env.action_kind == "continuous":
+            self._low = [torch.as_tensor(x) for x in env.action_low]
+            self._high = [torch.as_tensor(x) for x in env.action_high]
+
+        obs, state, info = env.reset()
+        check_env_output(env, obs, state, info)
+        self.storage = RolloutStorage(env, cfg.algo.rollout_length, with_masks="action_mask" in info)
+        self.storage.write_observation(0, obs, state, info)
+
+        self.iteration = 0
+        self.env_steps = 0
+        self.episode_return = np.zeros(env.num_envs)
+        self.episode_length = np.zeros(env.num_envs, np.int64)
+        self.recent_returns: collections.deque[float] = collections.deque(maxlen=env.num_envs)
+        self.recent_lengths: collections.deque[int] = collections.deque(maxlen=env.num_envs)
+        self.history: list[dict[str, float | int | None]] = []
+        self._logger: RunLogger | None = None
+        self._resumed_at: tuple[int, int] | None = None
+
+    # -- construction ----------------------------------------------------------------
+    def _build_actors(self) -> list[Actor]:
+        env, cfg = self.env, self.config
+        shared: dict[tuple[int, int], Actor] = {}
+        actors = []
+        for obs_size, action_size in zip(env.obs_sizes, env.action_sizes):
+            key = (obs_size, action_size)
+            if cfg.algo.share_param and key in shared:
+                actors.append(shared[key])
+                continue
+            actor = Actor(obs_size, action_size, env.action_kind, cfg.model)
+            shared.setdefault(key, actor)
+            actors.append(actor)
+        return actors
+
+    # -- public API ------------------------------------------------------------------
+    def policy(self) -> JointPolicy:
+        """The agents' current policies (a copy of their weights) to act with."""
+        return JointPolicy(self.actors)
+
+    def train(self, iterations: int | None = None) -> list[dict]:
+        """Run `iterations` iterations (default: until run.num_env_steps); return their metric rows."""
+        count = self.total_iterations - self.iteration if iterations is None else iterations
+        rows = []
+        bar = ProgressBar(self.total_iterations * self.batch_size, self.env_steps) if self.config.run.progress else None
+        try:
+            for _ in range(count):
+                rows.append(self.iterate())
+                if bar is not None:
+                    bar.update(self.env_steps, self.last_timing["env_steps_per_second"], rows[-1])
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._logger is not None:
+                self._logger.close()
+                self._logger = None
+        return rows
+
+    def iterate(self) -> dict[str, float | int | None]:
+        """One iteration: collect, update, maybe evaluate, log, maybe checkpoint. Returns its metrics."""
+        cfg = self.config
+        start = time.perf_counter()
+        self._collect()
+        collected = time.perf_counter()
+        update = self._update()
+        updated = time.perf_counter()
+        self.iteration += 1
+        self.env_steps += self.batch_size
+        last = self.iteration == self.total_iterations
+        eval_return = None
+        if self.eval_env is not None and (self.iteration % cfg.run.eval_interval == 0 or last):
+            eval_return = self.evaluate()
+        evaluated = time.perf_counter()
+        row: dict[str, float | int | None] = {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "train_return": _mean_or_none(self.recent_returns),
+            "train_episode_length": _mean_or_none(self.recent_lengths),
+            "eval_return": eval_return,
+            **update,
+        }
+        timing = {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "collect_seconds": collected - start,
+            "update_seconds": updated - collected,
+            "eval_seconds": evaluated - updated,
+            "collect_steps_per_second": self.batch_size / (collected - start),
+            "env_steps_per_second": self.batch_size / (evaluated - start),
+        }
+        self.history.append(row)
+        self.last_timing = timing
+        if self.run_dir is not None:
+            self._log(row, timing)
+            interval = cfg.run.checkpoint_interval
+            if last or (interval and self.iteration % interval == 0):
+                self.save_checkpoint()
+        return row
+
+    # -- collection ------------------------------------------------------------------
+    @torch.no_grad()
+    def _collect(self) -> None:
+        s, env = self.storage, self.env
+        for t in range(s.T):
+            masks = None if s.masks is None else [m[t] for m in s.masks]
+            actions = self.joint_policy.act([o[t] for o in s.obs], generator=self.sample_generator, action_masks=masks)
+            for buffer, a in zip(s.actions, actions):
+                buffer[t].copy_(a)
+            obs, state, reward, terminated, truncated, info = env.step(self._env_actions(actions))
+            s.write_step(t, reward, terminated, truncated, info["final_state"])
+            s.write_observation(t + 1, obs, state, info)
+            self._track_episodes(reward, terminated | truncated)
+        s.carry_over()
+
+    def _env_actions(self, actions: list[torch.Tensor]) -> list[np.ndarray]:
+        if self.env.action_kind == "continuous":
+            return [a.clamp(lo, hi).numpy() for a, lo, hi in zip(actions, self._low, self._high)]
+        return [a.numpy() for a in actions]
+
+    def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
+        self.episode_return += reward
+        self.episode_length += 1
+        for j in np.flatnonzero(done):
+            self.recent_returns.append(float(self.episode_return[j]))
+            self.recent_lengths.append(int(self.episode_length[j]))
+        self.episode_return[done] = 0.0
+        self.episode_length[done] = 0
+
+    # -- update ----------------------------------------------------------------------
+    def _update(self) -> dict[str, float]:
+        cfg, s = self.config, self.storage
+        T, N = s.T, s.N
+        states = s.state[:T].reshape(T * N, -1)
+        with torch.no_grad():
+            raw_values = self.critic(states)
+            next_values = self.critic(s.next_state.reshape(T * N, -1))
+            values = raw_values
+            if self.normalizer is not None:
+                values = self.normalizer.denormalize(raw_values)
+                next_values = self.normalizer.denormalize(next_values)
+        advantages, returns = hapo.gae(
+            s.rewards, values.reshape(T, N).contiguous(), next_values.reshape(T, N).contiguous(),
+            s.terminated, s.truncated, cfg.algo.gamma, cfg.algo.gae_lambda,
+        )
+        advantages = advantages.flatten()
+        if cfg.algo.advantage_norm:
+            advantages = (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-5)
+
+        n = self.env.num_agents
+        order = list(range(n)) if cfg.algo.fixed_order else [int(i) for i in self.permutation_rng.permutation(n)]
+        data = [
+            AgentData(
+                s.obs[i][:T].reshape(T * N, -1),
+                s.actions[i].reshape(T * N, *s.actions[i].shape[2:]),
+                None if s.masks is None else s.masks[i][:T].reshape(T * N, -1),
+            )
+            for i in range(n)
+        ]
+        result = sequential_update(self.actors, self.updaters, data, advantages, order, self.minibatch_generator)
+        self.joint_policy.refresh()
+        critic = self.critic_update.update(states, returns.flatten(), raw_values, self.minibatch_generator)
+
+        metrics = {f"actor/{key}": float(np.mean([m[key] for m in result.metrics])) for key in result.metrics[0]}
+        metrics.update({f"critic/{key}": value for key, value in critic.items()})
+        # The last agent's factor is the product of all the others' ratios: the widest spread.
+        last = result.factors[order[-1]]
+        metrics.update({
+            "factor/last_mean": last.mean().item(),
+            "factor/last_std": last.std(unbiased=False).item(),
+            "factor/last_min": last.min().item(),
+            "factor/last_max": last.max().item(),
+            "factor/joint_ratio_mean": result.final_factor.mean().item(),
+        })
+        return metrics
+
+    # -- evaluation ------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, episodes: int | None = None) -> float:
+        """Mean return of deterministic episodes on the separate evaluation env."""
+        env = self.eval_env
+        if env is None:
+            raise ValueError("evaluation is off (run.eval_interval = 0): no evaluation env")
+        episodes = episodes or self.config.run.eval_episodes
+        obs, _, info = env.reset()
+        running = np.zeros(env.num_envs)
+        returns: list[float] = []
+        while len(returns) < episodes:
+            actions = self.joint_policy.act(obs, deterministic=True, action_masks=info.get("action_mask"))
+            obs, _, reward, terminated, truncated, info = env.step(self._env_actions(actions))
+            running += reward
+            done = terminated | truncated
+            returns.extend(float(running[j]) for j in np.flatnonzero(done))
+            running[done] = 0.0
+        return float(np.mean(returns[:episodes]))
+
+    # -- outputs ---------------------------------------------------------------------
+    def _log(self, row: dict, timing: dict) -> None:
+        if self._logger is None:
+            assert self.run_dir is not None
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            config_lib.save(self.config, self.run_dir / CONFIG_FILE)
+            self._logger = RunLogger(self.run_dir, self.config.run.tensorboard, self._resumed_at)
+            self._resumed_at = None
+        self._logger.write(row, timing)
+
+    def save_checkpoint(self) -> pathlib.Path:
+        """Write everything needed to continue exactly to run_dir/checkpoint.pt."""
+        assert self.run_dir is not None
+        checkpoint = {
+            "format": 1,
+            "hapo_version": hapo.__version__,
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "actors": [a.state_dict() for a in self.distinct_actors],
+            "updaters": [self.updaters[self.actors.index(a)].state_dict() for a in self.distinct_actors],
+            "critic": self.critic.state_dict(),
+            "critic_update": self.critic_update.state_dict(),
+            "normalizer": None if self.normalizer is None else self.normalizer.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "sample": self.sample_generator.get_state(),
+                "minibatch": self.minibatch_generator.get_state(),
+                "permutation": self.permutation_rng.bit_generator.state,
+            },
+            "env": self.env.snapshot(),
+            "eval_env": None if self.eval_env is None else self.eval_env.snapshot(),
+            "current": self.storage.current(),
+            "episodes": {
+                "return": self.episode_return.copy(),
+                "length": self.episode_length.copy(),
+                "recent_returns": list(self.recent_returns),
+                "recent_lengths": list(self.recent_lengths),
+            },
+        }
+        path = self.run_dir / CHECKPOINT_FILE
+        partial = path.with_suffix(".pt.partial")
+        torch.save(checkpoint, partial)
+        partial.replace(path)
+        return path
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore a checkpoint written by `save_checkpoint` of a run with the same config.
+
+        The file is unpickled: load only checkpoints you trust.
+        """
+        checkpoint = torch.load(path, weights_only=False)
+        differences = _run_defining(checkpoint["config"]) ^ _run_defining(self.config.to_dict())
+        if differences:
+            keys = sorted({key for key, _ in differences})
+            raise ValueError(f"checkpoint {path} was written with another config: {', '.join(keys)} differ")
+        for actor, state in zip(self.distinct_actors, checkpoint["actors"], strict=True):
+            actor.load_state_dict(state)
+        for actor, state in zip(self.distinct_actors, checkpoint["updaters"], strict=True):
+            self.updaters[self.actors.index(actor)].load_state_dict(state)
+        self.critic.load_state_dict(checkpoint["critic"])
+        self.critic_update.load_state_dict(checkpoint["critic_update"])
+        if self.normalizer is not None:
+            self.normalizer.load_state_dict(checkpoint["normalizer"])
+        rng = checkpoint["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        self.sample_generator.set_state(rng["sample"])
+        self.minibatch_generator.set_state(rng["minibatch"])
+        self.permutation_rng.bit_generator.state = rng["permutation"]
+        self.env.restore(checkpoint["env"])
+        if self.eval_env is not None:
+            self.eval_env.restore(checkpoint["eval_env"])
+        self.storage.load_current(checkpoint["current"])
+        episodes = checkpoint["episodes"]
+        self.episode_return[:] = episodes["return"]
+        self.episode_length[:] = episodes["length"]
+        self.recent_returns.extend(episodes["recent_returns"])
+        self.recent_lengths.extend(episodes["recent_lengths"])
+        self.iteration = checkpoint["iteration"]
+        self.env_steps = checkpoint["env_steps"]
+        self.joint_policy.refresh()
+        self._resumed_at = (self.iteration, self.env_steps)
+
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike, num_env_steps: int | None = None, progress: bool | None = None) -> Trainer:
+        """A trainer continuing the run in `run_dir` from its checkpoint (optionally to a new length)."""
+        run_dir = pathlib.Path(run_dir)
+        for name in (CONFIG_FILE, CHECKPOINT_FILE):
+            if not (run_dir / name).is_file():
+                raise FileNotFoundError(f"cannot resume {run_dir}: it has no {name}")
+        config = config_lib.load(str(run_dir / CONFIG_FILE))
+        trainer = cls(config, run_dir)
+        trainer.load_checkpoint(run_dir / CHECKPOINT_FILE)
+        changes = [] if num_env_steps is None else [f"run.num_env_steps={num_env_steps}"]
+        changes += [] if progress is None else [f"run.progress={progress}"]
+        trainer.config = config.with_overrides(changes)
+        trainer.total_iterations = trainer.config.run.num_env_steps // trainer.batch_size
+        return trainer
+
+
+# Settings that do not change the numbers of a run: a resumed run may change them.
+_PRESENTATION = {"run.num_env_steps", "run.progress", "run.tensorboard", "run.log_dir", "run.run_name"}
+
+
+def _run_defining(config: dict) -> set[tuple[str, str]]:
+    return {
+        (f"{section}.{key}", repr(value))
+        for section, values in config.items()
+        for key, value in values.items()
+        if f"{section}.{key}" not in _PRESENTATION
+    }
+
+
+def _mean_or_none(values) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def run_name(config: Config) -> str:
+    """The default run folder name: scenario-agent_conf-algo-seed."""
+    return f"{config.env.scenario}-{config.env.agent_conf}-{config.algo.name}-seed{config.run.seed}"
+

@@ -16,7 +16,7 @@ log = logging.getLogger("hapo")
 
 # The built-in config that `hapo-train` runs with no flags. Once hapo.envs.make exists,
 # set it to "quickstart_halfcheetah_6x1".
-DEFAULT_CONFIG = "toy_reach"
+DEFAULT_CONFIG = "quickstart_halfcheetah_6x1"
 
 # Flags that are shorthands for config keys.
 FLAG_KEYS = {

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("mujoco_version", &mj_versionString,
         "Version string of the MuJoCo C library this extension is linked against.");
   hapo::bindings::register_gae(m);
+  hapo::bindings::register_fvp(m);
 }

@@ -97,14 +97,27 @@ void check_flat_vector(const torch::Tensor& v, const char* name,
   check_all_finite(v, name);
 }
 
+// Runs the computation with the GIL released. Autograd errors on the caller's graph
+// (e.g. its saved tensors were freed by an earlier backward) come back as ValueError
+// without libtorch's C++ backtrace.
+template <class Compute>
+auto without_gil(Compute&& compute) {
+  try {
+    py::gil_scoped_release release;
+    return compute();
+  } catch (const c10::Error& e) {
+    throw py::value_error(std::string("cannot differentiate kl's graph: ") +
+                          e.what_without_backtrace());
+  }
+}
+
 torch::Tensor checked_fisher_vector_product(const torch::Tensor& kl, const py::iterable& params,
                                             const torch::Tensor& v, double damping) {
   check_kl(kl);
   auto tensors = checked_params(params, kl);
   check_flat_vector(v, "v", tensors);
   check_finite_nonnegative(damping, "damping");
-  py::gil_scoped_release release;
-  return fisher_vector_product(kl, std::move(tensors), v, damping);
+  return without_gil([&] { return fisher_vector_product(kl, std::move(tensors), v, damping); });
 }
 
 ConjugateGradientResult checked_conjugate_gradient(const torch::Tensor& kl,
@@ -120,8 +133,9 @@ ConjugateGradientResult checked_conjugate_gradient(const torch::Tensor& kl,
     throw py::value_error("max_iterations must be >= 1, got " + std::to_string(max_iterations));
   }
   check_finite_nonnegative(tolerance, "tolerance");
-  py::gil_scoped_release release;
-  return conjugate_gradient(kl, std::move(tensors), g, damping, max_iterations, tolerance);
+  return without_gil([&] {
+    return conjugate_gradient(kl, std::move(tensors), g, damping, max_iterations, tolerance);
+  });
 }
 
 }  // namespace
@@ -171,7 +185,8 @@ Returns:
 Runs with the GIL released. Raises TypeError for a wrong dtype or a non-tensor
 parameter and ValueError for a wrong shape or size, a kl without graph, non-finite
 input, a parameter that does not require grad or appears twice, negative damping,
-or a product that comes out non-finite.
+a graph autograd cannot differentiate (e.g. freed by an earlier backward), or a
+product that comes out non-finite.
 )doc");
 
   m.def("conjugate_gradient", &checked_conjugate_gradient, py::arg("kl"), py::arg("params"),

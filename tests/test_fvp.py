@@ -247,6 +247,17 @@ def test_parameter_the_kl_ignores_has_zero_fisher_rows():
     torch.testing.assert_close(with_unused[n:], 0.2 * v[n:], rtol=0, atol=0)
 
 
+def test_strided_vector_gives_the_same_product():
+    policy, obs = make(CategoricalPolicy, 9)
+    params = list(policy.parameters())
+    wide = torch.randn(sum(p.numel() for p in params), 2, dtype=torch.float64)
+    kl = current_kl(policy, obs)
+    strided = hapo.fisher_vector_product(kl, params, wide[:, 0], 0.1)
+    torch.testing.assert_close(
+        strided, hapo.fisher_vector_product(kl, params, wide[:, 0].contiguous(), 0.1), rtol=0, atol=0
+    )
+
+
 def test_kl_with_constant_gradient_has_zero_fisher():
     w = torch.randn(5, dtype=torch.float64, requires_grad=True)
     kl = (w * torch.arange(5.0, dtype=torch.float64)).sum()
@@ -308,6 +319,16 @@ def test_non_finite_product_raises_value_error():
         hapo.fisher_vector_product(kl, [theta], torch.ones(3, dtype=torch.float64), 0.1)
     with pytest.raises(ValueError, match="not finite"):
         hapo.conjugate_gradient(kl, [theta], torch.ones(3, dtype=torch.float64))
+
+
+def test_freed_graph_raises_value_error():
+    policy, obs = make(GaussianPolicy, 8)
+    params = list(policy.parameters())
+    kl = current_kl(policy, obs)
+    torch.autograd.grad(kl, params)  # frees the graph's saved tensors
+    v = torch.ones(sum(p.numel() for p in params), dtype=torch.float64)
+    with pytest.raises(ValueError, match="cannot differentiate kl's graph: Trying to backward"):
+        hapo.fisher_vector_product(kl, params, v, 0.1)
 
 
 def test_indefinite_hessian_without_damping_raises_value_error():

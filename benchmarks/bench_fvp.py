@@ -18,6 +18,7 @@ Run: python benchmarks/bench_fvp.py [--repeats 11] [--profile]
 """
 
 import argparse
+from functools import partial
 
 import torch
 from torch import nn
@@ -106,8 +107,9 @@ def hapo_cpp(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
     return result.x, result.curvature
 
 
+OURS = "hapo C++ (one call)"
 IMPLEMENTATIONS = {
-    "hapo C++ (one call)": hapo_cpp,
+    OURS: hapo_cpp,
     "Python, KL gradient once": gradient_once,
     "Python, reference style": reference_style,
 }
@@ -154,7 +156,7 @@ def trivial_problem_fns(actor: Actor, g: torch.Tensor) -> dict:
             tolerance=0.0,
         )
 
-    return {"hapo C++ (one call)": cpp, "Python, KL gradient once": python}
+    return {OURS: cpp, "Python, KL gradient once": python}
 
 
 def top_ops(fn, count: int) -> tuple[float, list[tuple[str, float]]]:
@@ -183,19 +185,18 @@ def main() -> None:
                 x, curvature = impl(actor, obs, g)
                 torch.testing.assert_close(x, x_ref, rtol=1e-3, atol=1e-4 * x_ref.abs().max())
                 assert abs(curvature - curvature_ref) <= 1e-3 * curvature_ref, name
-            medians = interleaved_medians(
-                {name: lambda impl=impl: impl(actor, obs, g) for name, impl in IMPLEMENTATIONS.items()},
-                args.repeats,
-            )
-            ours = medians["hapo C++ (one call)"]
+            calls = {name: partial(impl, actor, obs, g) for name, impl in IMPLEMENTATIONS.items()}
+            medians = interleaved_medians(calls, args.repeats)
+            ours = medians[OURS]
             for name, seconds in medians.items():
-                ratio = "1.0" if seconds is ours else f"{seconds / ours:.2f}x"
+                ratio = "1.0" if name == OURS else f"{seconds / ours:.2f}x"
                 rows.append([threads, agent, g.numel(), name, f"{seconds * 1e3:.1f}", ratio])
             fixed = interleaved_medians(trivial_problem_fns(actor, g), args.repeats)
+            python_minus_cpp = fixed["Python, KL gradient once"] - fixed[OURS]
             overhead_rows.append(
                 [threads, agent]
                 + [f"{seconds * 1e3:.2f}" for seconds in fixed.values()]
-                + [f"{(fixed['Python, KL gradient once'] - fixed['hapo C++ (one call)']) * 1e3:.2f}"]
+                + [f"{python_minus_cpp * 1e3:.2f}"]
             )
             if args.profile:
                 total, ops = top_ops(lambda: hapo_cpp(actor, obs, g), 6)

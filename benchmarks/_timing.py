@@ -27,3 +27,22 @@ def print_table(title: str, columns: list[str], rows: list[list[object]]) -> Non
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     Console(width=160).print(table)
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Median wall time of each fn, timing them in turn within every repeat.
+
+    On a shared machine the load drifts; interleaving gives every contender the same drift.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}

@@ -1,5 +1,6 @@
 #include "checks.h"
 
+#include <cmath>
 #include <sstream>
 
 #include <torch/csrc/DynamicTypes.h>
@@ -68,6 +69,20 @@ void check_unit_interval(double value, const char* name) {
     std::ostringstream out;
     out << name << " must be in [0, 1], got " << value;
     throw py::value_error(out.str());
+  }
+}
+
+void check_finite_nonnegative(double value, const char* name) {
+  if (!(std::isfinite(value) && value >= 0.0)) {
+    std::ostringstream out;
+    out << name << " must be a finite number >= 0, got " << value;
+    throw py::value_error(out.str());
+  }
+}
+
+void check_all_finite(const torch::Tensor& t, const char* name) {
+  if (!torch::isfinite(t).all().item<bool>()) {
+    throw py::value_error(std::string(name) + " must be finite, got nan or inf");
   }
 }
 

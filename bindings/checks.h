@@ -19,5 +19,7 @@ void check_cpu_contiguous(const torch::Tensor& t, const char* name);
 void check_shape(const torch::Tensor& t, const char* name, torch::IntArrayRef shape);
 void check_dim(const torch::Tensor& t, const char* name, int64_t dim, const char* layout);
 void check_unit_interval(double value, const char* name);
+void check_finite_nonnegative(double value, const char* name);
+void check_all_finite(const torch::Tensor& t, const char* name);
 
 }  // namespace hapo::bindings

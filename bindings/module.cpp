@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
         "Version string of the MuJoCo C library this extension is linked against.");
   hapo::bindings::register_gae(m);
   hapo::bindings::register_env(m);
+  hapo::bindings::register_fvp(m);
 }

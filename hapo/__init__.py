@@ -8,8 +8,21 @@ check_build_versions()
 
 import torch  # noqa: E402,F401  (loads libtorch and its Python types before the extension)
 
-from hapo._core import gae, mujoco_version  # noqa: E402
+from hapo._core import (  # noqa: E402
+    ConjugateGradientResult,
+    conjugate_gradient,
+    fisher_vector_product,
+    gae,
+    mujoco_version,
+)
 
 __version__ = importlib.metadata.version("hapo")
 
-__all__ = ["gae", "mujoco_version", "__version__"]
+__all__ = [
+    "ConjugateGradientResult",
+    "conjugate_gradient",
+    "fisher_vector_product",
+    "gae",
+    "mujoco_version",
+    "__version__",
+]

@@ -1,3 +1,6 @@
+from collections.abc import Iterable
+
+import numpy as np
 import torch
 
 def mujoco_version() -> str: ...
@@ -10,8 +13,6 @@ def gae(
     gamma: float,
     lam: float,
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-import numpy as np
 
 ENV_FIELDS: tuple[str, ...]
 ENV_OPS: tuple[str, ...]
@@ -53,3 +54,27 @@ class BatchedEnv:
     def obs_size(self, agent: int) -> int: ...
     def action_size(self, agent: int) -> int: ...
     def ctrl_range(self, agent: int, j: int) -> tuple[float, float]: ...
+class ConjugateGradientResult:
+    @property
+    def x(self) -> torch.Tensor: ...
+    @property
+    def iterations(self) -> int: ...
+    @property
+    def residual_norm(self) -> float: ...
+    @property
+    def curvature(self) -> float: ...
+
+def fisher_vector_product(
+    kl: torch.Tensor,
+    params: Iterable[torch.Tensor],
+    v: torch.Tensor,
+    damping: float,
+) -> torch.Tensor: ...
+def conjugate_gradient(
+    kl: torch.Tensor,
+    params: Iterable[torch.Tensor],
+    g: torch.Tensor,
+    damping: float = 0.1,
+    max_iterations: int = 10,
+    tolerance: float = 1e-5,
+) -> ConjugateGradientResult: ...

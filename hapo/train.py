@@ -26,6 +26,7 @@ import hapo
 from hapo import config as config_lib
 from hapo.algos import ALGORITHMS, ActorUpdate, AgentData, CriticUpdate, sequential_update
 from hapo.config import Config, ConfigError
+from hapo.envs import make as make_mujoco_env
 from hapo.envs import toy
 from hapo.logger import ProgressBar, RunLogger
 from hapo.models import Actor, Critic, JointPolicy, ValueNormalizer
@@ -40,16 +41,7 @@ EVAL_SEED_OFFSET = 1_000_003
 
 def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
     """The batched env of a config: toy scenarios from hapo.envs.toy, all others from hapo.envs.make."""
-    if env_cfg.scenario in toy.SCENARIOS:
-        make = toy.make
-    else:
-        try:
-            from hapo.envs import make
-        except ImportError:
-            raise ConfigError(
-                f"scenario {env_cfg.scenario!r} is not a toy scenario ({', '.join(toy.SCENARIOS)}), "
-                "and this build has no MuJoCo environments (hapo.envs.make)"
-            ) from None
+    make = toy.make if env_cfg.scenario in toy.SCENARIOS else make_mujoco_env
     return make(
         env_cfg.scenario, env_cfg.agent_conf, num_envs=num_envs, num_threads=env_cfg.num_threads,
         seed=seed, agent_obsk=env_cfg.agent_obsk,

@@ -307,7 +307,7 @@ def test_readme_environment_example_runs():
     import re
 
     text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
-    example = next(b for b in re.findall(r"```python\n(.*?)\n```", text, flags=re.S) if "hapo.envs" in b)
+    example = next(b for b in re.findall(r"```python\n(.*?)\n```", text, flags=re.S) if "from hapo.envs import make" in b)
     scope = {}
     exec(example, scope)
     assert scope["reward"].shape == (64,) and scope["state"].shape == (64, 17)

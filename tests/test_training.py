@@ -139,14 +139,23 @@ def test_python_api_policy_acts():
     assert [a.shape for a in actions] == [(5,), (5,)] and all(a.dtype == torch.int64 for a in actions)
 
 
-def test_mujoco_scenarios_need_hapo_envs_make():
-    try:
-        from hapo.envs import make  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="'HalfCheetah' is not a toy scenario .*hapo.envs.make"):
-            Trainer(config.load("halfcheetah_6x1"))
-    else:
-        pytest.skip("hapo.envs.make exists: the MuJoCo env tests cover this path")
+def test_unknown_scenario_names_the_valid_ones():
+    with pytest.raises(ValueError, match="'Nope'.*HalfCheetah"):
+        Trainer(config.load("halfcheetah_6x1").with_overrides(QUIET + ["env.scenario=Nope"]))
+
+
+@pytest.mark.parametrize("algo", ["happo"])
+def test_mujoco_iteration_gives_finite_metrics(algo):
+    """One short iteration on HalfCheetah 2x3 through the C++ env, end to end."""
+    cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [
+        f"algo.name={algo}", "env.num_envs=4", "algo.rollout_length=50", "run.num_env_steps=400",
+        "run.eval_interval=1", "run.eval_episodes=1", "run.eval_num_envs=1",
+    ])
+    trainer = Trainer(cfg)
+    rows = trainer.train()
+    assert len(rows) == 2 and trainer.env_steps == 400
+    numeric = {k: v for k, v in rows[-1].items() if isinstance(v, float)}
+    assert numeric and all(np.isfinite(v) for v in numeric.values()), numeric
 
 
 def test_too_few_steps_for_one_iteration():

@@ -176,6 +176,7 @@ def penalised_step(
         rho = weights[moving]
         d_max = family.d.max(axis=1)
         mass_on_best = np.where(family.d == 0, family.p, 0.0).sum(axis=1)
+        smallest_gap = np.where(family.d > 0, family.d, np.inf).min(axis=1)
         mean = (family.p * family.d).sum(axis=1)
         spread = np.sqrt((family.p * (family.d - mean[:, None]) ** 2).sum(axis=1) / 2)
         # Staying put is feasible, so C t <= F(t*) - F(0) + C t <= sum_s rho_s mean_s.
@@ -190,10 +191,11 @@ def penalised_step(
                 return np.log(values["kl"]) - log_t, values["dkl_du"] / values["kl"]
 
         def solve_inner(log_t: float) -> np.ndarray:
-            # KL <= 4 d_max^2 / z^2 once z >= 2 d_max; KL >= (1 - P*) log(d_max / z) + log P* for z <= d_max
+            # KL <= 4 d_max^2 / z^2 once z >= 2 d_max, and KL >= (1 - P*) log(d_gap / z) + log P*
+            # with P* the old mass on the best actions and d_gap the smallest positive d
             hi = np.log(2 * d_max) + max(0.0, -log_t / 2)
             with np.errstate(divide="ignore"):
-                lo = np.log(d_max) - (np.exp(log_t) - np.log(mass_on_best)) / (1 - mass_on_best)
+                lo = np.log(smallest_gap) - (np.exp(log_t) - np.log(mass_on_best)) / (1 - mass_on_best)
             return _decreasing_root(lambda u: inner(u, log_t), log_z, np.maximum(lo, _MIN_LOG_Z), hi, tol)
 
         def outer(log_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

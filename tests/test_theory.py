@@ -11,6 +11,7 @@ import pytest
 from scipy import integrate, optimize
 
 from hapo.theory import (
+    MarkovGame,
     algorithm1,
     best_joint_return,
     best_response,
@@ -295,3 +296,32 @@ def test_figure1_simultaneous_steps_lower_the_return_and_sequential_raise_it():
         feasible = region[0.5 * (region - initial[agent]) ** 2 <= result.radius + 1e-12]
         best = feasible[np.argmax(feasible * initial[1 - agent])]
         assert result.simultaneous[agent] == pytest.approx(best, abs=1e-4)
+
+
+def test_bad_games_and_policies_are_named():
+    good = random_game(np.random.default_rng(0), 2, (2, 3), 0.9)
+    with pytest.raises(ValueError, match=r"rewards must have shape \(2, 2, 3\), got \(2, 2\)"):
+        MarkovGame(good.transitions, good.rewards[:, :, 0], 0.9, good.initial)
+    with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\), got 1.0"):
+        MarkovGame(good.transitions, good.rewards, 1.0, good.initial)
+    with pytest.raises(ValueError, match="transitions must sum to 1"):
+        MarkovGame(good.transitions * 2, good.rewards, 0.9, good.initial)
+    with pytest.raises(ValueError, match="initial must have shape"):
+        MarkovGame(good.transitions, good.rewards, 0.9, np.ones(3) / 3)
+    with pytest.raises(ValueError, match="rewards must be finite"):
+        MarkovGame(good.transitions, np.full_like(good.rewards, np.nan), 0.9, good.initial)
+    policies = random_policies(np.random.default_rng(1), good)
+    with pytest.raises(ValueError, match=r"policy of agent 1 must have shape \(2, 3\), got \(2, 2\)"):
+        evaluate(good, (policies[0], policies[0]))
+    with pytest.raises(ValueError, match="expected 2 agent policies, got 1"):
+        evaluate(good, policies[:1])
+    with pytest.raises(ValueError, match="policy of agent 0 must be non-negative"):
+        evaluate(good, (policies[0] * -1, policies[1]))
+    with pytest.raises(ValueError, match="order must be a permutation of range"):
+        from hapo.theory import algorithm1_iteration
+
+        algorithm1_iteration(good, policies, [0, 0])
+    with pytest.raises(ValueError, match="Algorithm 1 needs gamma > 0"):
+        algorithm1(half_split_game(2), (np.full((1, 2), 0.5),) * 2, np.random.default_rng(0), 1)
+    with pytest.raises(ValueError, match="n_agents must be an even integer >= 2, got 3"):
+        half_split_game(3)

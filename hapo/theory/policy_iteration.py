@@ -37,6 +37,8 @@ _MAX_NEWTON_ITERATIONS = 200
 _FALLBACK_LOG_STEP = 4.0
 # z = nu - max g is kept above e^-700 (x within ~1e-300 of deterministic), short of underflow
 _MIN_LOG_Z = -700.0
+# a solved state's log KL must match log t this closely; the solver aims at 1e-12
+_LEVEL_CHECK = 1e-8
 
 
 def _decreasing_root(
@@ -185,10 +187,15 @@ def penalised_step(
         log_t = np.minimum(np.array([2 * np.log((rho * spread).sum() / penalty)]), log_t_max)
         log_z = np.log(np.maximum(spread * np.exp(-log_t / 2) - mean, np.exp(_MIN_LOG_Z)))
 
-        def inner(log_z: np.ndarray, log_t: float) -> tuple[np.ndarray, np.ndarray]:
-            values = family.at(log_z)
+        def inner_at(log_z: np.ndarray, log_t: float, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            values = _StateFamily(p=family.p[states], d=family.d[states]).at(log_z)
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.log(values["kl"]) - log_t, values["dkl_du"] / values["kl"]
+
+        # A state whose KL stays below t even at z = e^_MIN_LOG_Z (its mass off the best actions
+        # is below about t / 700) takes that z: the exact root is smaller still, and both remove
+        # all but a factor of about e^-700 of that mass, so x agrees to within ~1e-300.
+        kl_at_min_z = family.at(np.full(len(rho), _MIN_LOG_Z))["kl"]
 
         def solve_inner(log_t: float) -> np.ndarray:
             # KL <= 4 d_max^2 / z^2 once z >= 2 d_max, and KL >= (1 - P*) log(d_gap / z) + log P*
@@ -196,7 +203,14 @@ def penalised_step(
             hi = np.log(2 * d_max) + max(0.0, -log_t / 2)
             with np.errstate(divide="ignore"):
                 lo = np.log(smallest_gap) - (np.exp(log_t) - np.log(mass_on_best)) / (1 - mass_on_best)
-            return _decreasing_root(lambda u: inner(u, log_t), log_z, np.maximum(lo, _MIN_LOG_Z), hi, tol)
+            saturated = kl_at_min_z <= np.exp(log_t)
+            solved = np.full(len(rho), _MIN_LOG_Z)
+            if not np.all(saturated):
+                free = ~saturated
+                solved[free] = _decreasing_root(
+                    lambda u: inner_at(u, log_t, free), log_z[free], np.maximum(lo[free], _MIN_LOG_Z), hi[free], tol
+                )
+            return solved
 
         def outer(log_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             nonlocal log_z
@@ -208,8 +222,15 @@ def penalised_step(
             return np.array([np.log(total / penalty)]), np.array([dtotal / total])
 
         # the last outer evaluation was at the returned root, so log_z already solves its inner problem
-        _decreasing_root(outer, log_t, np.array([-np.inf]), np.array([log_t_max]), tol)
+        log_t = _decreasing_root(outer, log_t, np.array([-np.inf]), np.array([log_t_max]), tol)
         solution = family.at(log_z)
+        level = np.log(solution["kl"]) - log_t[0]
+        off_level = (np.abs(level) > _LEVEL_CHECK) & ((log_z > _MIN_LOG_Z) | (level > 0))
+        if np.any(off_level):
+            raise RuntimeError(
+                f"penalised step: states {np.flatnonzero(moving)[off_level].tolist()} ended off the common KL level "
+                f"(log KL - log t = {level[off_level].tolist()})"
+            )
         moved = family.p * solution["ratio"]
         policy[moving] = moved / moved.sum(axis=1, keepdims=True)
         # the solver's KL is that of the exact maximiser, before x is rounded (tiny entries may underflow)

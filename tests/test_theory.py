@@ -26,6 +26,7 @@ from hapo.theory import (
     marginal_q,
     nash_gaps,
     penalised_step,
+    penalty_coefficient,
     random_game,
     random_policies,
     shared_policy_return,
@@ -219,6 +220,38 @@ def test_theorem3_converged_runs_end_at_nash_equilibria():
         else:
             assert gaps.max() < 0.1 * nash_gaps(game, start).max()
     assert converged >= 4
+
+
+def test_deterministic_non_equilibria_are_fixed_points_when_gamma_exceeds_one_fifth():
+    """Why Theorem 3 needs care at the boundary of the simplex (docs/theory.md).
+
+    From a deterministic p, moving mass eta costs C * KL >= C * eta but gains at most
+    eta * max|A| / (1 - gamma), which is less when gamma > 1/5. So p is the unique maximiser
+    of every agent's penalised objective even when p is not a Nash equilibrium. Checked
+    here without our solver: the objective is negative at random policies and along the
+    segment towards the exact best response.
+    """
+    rng = np.random.default_rng(11)
+    game = random_game(rng, 3, (2, 2), 0.5)
+    for actions in itertools.product(range(2), repeat=2 * game.n_states):
+        policies = (np.eye(2)[list(actions[:3])], np.eye(2)[list(actions[3:])])
+        if nash_gaps(game, policies).max() > 1e-2:
+            break
+    result = evaluate(game, policies)
+    penalty = penalty_coefficient(game.gamma, result.advantage)
+    for agent in range(2):
+        gains = local_advantage(result.q, policies, [agent], 1)
+        old = policies[agent]
+
+        def objective(x):
+            return (result.state_distribution * (x * gains).sum(axis=1)).sum() - penalty * kl(old, x).max()
+
+        assert objective(old) == 0.0
+        target = best_response(game, policies, agent).policy
+        candidates = [rng.dirichlet(np.ones(2), size=game.n_states) for _ in range(500)]
+        candidates += [old + eta * (target - old) for eta in np.logspace(-12, 0, 49) if not np.allclose(target, old)]
+        assert max(objective(x) for x in candidates) < 0.0
+    assert nash_gaps(game, policies).max() > 1e-2
 
 
 def test_best_response_beats_every_deterministic_policy():

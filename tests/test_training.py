@@ -37,9 +37,10 @@ def test_happo_solves_the_split_game_with_action_masks():
     assert trainer.evaluate(40) == 1.0
 
 
-def test_happo_solves_toy_reach():
+@pytest.mark.parametrize(("name", "overrides"), [("toy_reach", ["run.num_env_steps=20480"]), ("toy_reach_hatrpo", [])])
+def test_solves_toy_reach(name, overrides):
     """Deterministic return closes most of the gap between doing nothing and the optimal controller."""
-    trainer = Trainer(config.load("toy_reach").with_overrides(QUIET + ["run.num_env_steps=20480"]))
+    trainer = Trainer(config.load(name).with_overrides(QUIET + overrides))
     trainer.train()
     learned = trainer.evaluate(200)
 

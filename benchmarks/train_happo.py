@@ -1,11 +1,12 @@
-"""HAPPO end to end: final evaluation return, env-steps/s, and where the time goes.
+"""HAPPO or HATRPO end to end: final evaluation return, env-steps/s, and where the time goes.
 
-Trains HalfCheetah 2x3 and 6x1 (the built-in tuned configs) for 1M env steps each and
-prints, per task, the final deterministic evaluation return, the throughput, and the
-share of wall time spent collecting, updating and evaluating. Needs the MuJoCo
-environments (hapo.envs.make). `--toy` runs the same measurement on the toy tasks.
+Trains HalfCheetah 2x3 and 6x1 (the built-in configs tuned for the algorithm, or the schema
+defaults where there is none) for 1M env steps each and prints, per task, the final
+deterministic evaluation return, the throughput, and the share of wall time spent
+collecting, updating and evaluating. Needs the MuJoCo environments (hapo.envs.make).
+`--toy` runs the same measurement on the toy tasks.
 
-Run: python benchmarks/train_happo.py [--num-env-steps 1e6] [--toy]
+Run: python benchmarks/train_happo.py [--algo hatrpo] [--tasks HalfCheetah-2x3] [--num-env-steps 1e6] [--toy]
 """
 
 import argparse
@@ -17,12 +18,23 @@ from hapo import config
 from hapo.config import ConfigError
 from hapo.train import Trainer
 
-MUJOCO_TASKS = ["halfcheetah_2x3", "halfcheetah_6x1"]
-TOY_TASKS = ["toy_reach", "toy_split"]
+MUJOCO_TASKS = ["HalfCheetah-2x3", "HalfCheetah-6x1"]
+# The toy tasks by built-in config name, per algorithm.
+TOY_TASKS = {"happo": ["toy_reach", "toy_split"], "hatrpo": ["toy_reach_hatrpo", "toy_split"]}
 
 
-def run(name: str, num_env_steps: str, seed: int, env_threads: int, torch_threads: int) -> list[object]:
-    cfg = config.load(name).with_overrides([
+def task_config(task: str, algo: str) -> config.Config:
+    """A built-in config name, or SCENARIO-CONF: the config tuned for it and `algo`, else the schema defaults."""
+    if task in config.builtin_names():
+        return config.load(task).with_overrides([f"algo.name={algo}"])
+    scenario, _, agent_conf = task.partition("-")
+    tuned = config.tuned_name(scenario, agent_conf, algo)
+    base = config.Config() if tuned is None else config.load(tuned)
+    return base.with_overrides([f"env.scenario={scenario}", f"env.agent_conf={agent_conf}", f"algo.name={algo}"])
+
+
+def run(base: config.Config, num_env_steps: str, seed: int, env_threads: int, torch_threads: int) -> list[object]:
+    cfg = base.with_overrides([
         f"run.num_env_steps={num_env_steps}", f"run.seed={seed}", f"env.num_threads={env_threads}",
         f"run.torch_threads={torch_threads}", "run.progress=false",
     ])
@@ -48,15 +60,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env-threads", type=int, default=2, help="threads of the C++ env pool")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (small networks: more threads cost more than they give on 2 cores)")
+    parser.add_argument("--algo", default="happo", choices=sorted(TOY_TASKS), help="per-agent update")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help=f"SCENARIO-CONF or built-in config names (default: {' '.join(MUJOCO_TASKS)})")
     parser.add_argument("--toy", action="store_true", help="the toy tasks instead of MuJoCo (no hapo.envs.make needed)")
     args = parser.parse_args()
-    tasks = TOY_TASKS if args.toy else MUJOCO_TASKS
+    tasks = args.tasks or (TOY_TASKS[args.algo] if args.toy else MUJOCO_TASKS)
     try:
-        rows = [run(name, args.num_env_steps, args.seed, args.env_threads, args.torch_threads) for name in tasks]
+        configs = [task_config(task, args.algo) for task in tasks]
+        rows = [run(cfg, args.num_env_steps, args.seed, args.env_threads, args.torch_threads) for cfg in configs]
     except ConfigError as err:
         parser.exit(2, f"{err}\n(--toy runs the same measurement on the toy tasks)\n")
     print_table(
-        f"HAPPO training, seed {args.seed}, {args.env_threads} env threads, {args.torch_threads} torch threads",
+        f"{args.algo.upper()} training, seed {args.seed}, {args.env_threads} env threads, {args.torch_threads} torch threads",
         ["task", "env steps", "final eval return", "env steps/s", "collect-only steps/s", "collect", "update", "eval", "wall s"],
         rows,
     )

@@ -34,18 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hapo-train",
         description=(
-            "Train cooperative heterogeneous agents with HAPPO (one actor per agent, sequential "
-            "updates weighted by the compound factor). With no flags, runs the built-in config "
-            f"{DEFAULT_CONFIG!r}. Settings come from the schema defaults, then --config (or the "
-            "built-in tuned config of --scenario/--agent-conf, if there is one), then the flags "
-            "below, then --set."
+            "Train cooperative heterogeneous agents with HAPPO or HATRPO (one actor per agent, "
+            "sequential updates weighted by the compound factor). With no flags, runs the built-in "
+            f"config {DEFAULT_CONFIG!r}. Settings come from the schema defaults, then --config (or "
+            "the built-in config tuned for --scenario/--agent-conf and --algo, if there is one), "
+            "then the flags below, then --set."
         ),
         epilog="Config keys (for --set section.key=value and YAML files):\n" + config_lib.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hapo {hapo.__version__}")
     parser.add_argument("--config", metavar="NAME_OR_FILE", help=f"a YAML file, or a built-in config: {', '.join(config_lib.builtin_names())}")
-    parser.add_argument("--algo", help="per-agent update (algo.name), e.g. happo")
+    parser.add_argument("--algo", help="per-agent update (algo.name): happo or hatrpo")
     parser.add_argument("--scenario", help="task (env.scenario), e.g. HalfCheetah or ToyReach")
     parser.add_argument("--agent-conf", dest="agent_conf", help="agent partition (env.agent_conf), e.g. 6x1")
     parser.add_argument("--seed", help="run.seed")
@@ -65,9 +65,9 @@ def resolve_config(args: argparse.Namespace) -> Config:
         base = config_lib.load(args.config)
         log.info("config: %s", config_lib.resolve_path(args.config))
     elif args.scenario is not None:
-        tuned = f"{args.scenario.lower()}_{args.agent_conf}"
-        base = config_lib.load(tuned) if tuned in config_lib.builtin_names() else Config()
-        log.info("config: %s", tuned if tuned in config_lib.builtin_names() else "schema defaults")
+        tuned = config_lib.tuned_name(args.scenario, args.agent_conf, args.algo)
+        base = Config() if tuned is None else config_lib.load(tuned)
+        log.info("config: %s", tuned or "schema defaults")
     else:
         base = config_lib.load(DEFAULT_CONFIG)
         log.info("config: built-in %s (the default job)", DEFAULT_CONFIG)

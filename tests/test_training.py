@@ -37,9 +37,10 @@ def test_happo_solves_the_split_game_with_action_masks():
     assert trainer.evaluate(40) == 1.0
 
 
-def test_happo_solves_toy_reach():
+@pytest.mark.parametrize(("name", "overrides"), [("toy_reach", ["run.num_env_steps=20480"]), ("toy_reach_hatrpo", [])])
+def test_solves_toy_reach(name, overrides):
     """Deterministic return closes most of the gap between doing nothing and the optimal controller."""
-    trainer = Trainer(config.load("toy_reach").with_overrides(QUIET + ["run.num_env_steps=20480"]))
+    trainer = Trainer(config.load(name).with_overrides(QUIET + overrides))
     trainer.train()
     learned = trainer.evaluate(200)
 
@@ -70,19 +71,21 @@ def test_truncated_steps_bootstrap_from_the_final_state():
     assert not torch.allclose(states[10], s.next_state[9])
 
 
-def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(tmp_path):
+@pytest.mark.parametrize("algo", ["happo", "hatrpo"])
+def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(tmp_path, algo):
     rows = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        Trainer(small_split(f"run.seed={seed}"), tmp_path / name).train()
+        Trainer(small_split(f"run.seed={seed}", f"algo.name={algo}"), tmp_path / name).train()
         rows.append(read_csv(tmp_path / name / METRICS_FILE))
     assert len(rows[0]) == 8 and rows[0] == rows[1]
     assert rows[0] != rows[2]
     assert (tmp_path / "a" / METRICS_FILE).read_bytes() == (tmp_path / "b" / METRICS_FILE).read_bytes()
 
 
+@pytest.mark.parametrize("algo", ["happo", "hatrpo"])
 @pytest.mark.parametrize("scenario", ["toy_reach", "toy_split"])
-def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, scenario):
-    cfg = config.load(scenario).with_overrides(QUIET + ["run.eval_interval=2", "run.checkpoint_interval=3", "algo.rollout_length=16"])
+def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, scenario, algo):
+    cfg = config.load(scenario).with_overrides(QUIET + [f"algo.name={algo}", "run.eval_interval=2", "run.checkpoint_interval=3", "algo.rollout_length=16"])
     steps = cfg.env.num_envs * cfg.algo.rollout_length
     full = cfg.with_overrides([f"run.num_env_steps={7 * steps}"])
     Trainer(full, tmp_path / "full").train()
@@ -144,7 +147,7 @@ def test_unknown_scenario_names_the_valid_ones():
         Trainer(config.load("halfcheetah_6x1").with_overrides(QUIET + ["env.scenario=Nope"]))
 
 
-@pytest.mark.parametrize("algo", ["happo"])
+@pytest.mark.parametrize("algo", ["happo", "hatrpo"])
 def test_mujoco_iteration_gives_finite_metrics(algo):
     """One short iteration on HalfCheetah 2x3 through the C++ env, end to end."""
     cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [

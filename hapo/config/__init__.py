@@ -26,6 +26,17 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
+def tuned_name(scenario: str, agent_conf: str | None, algo: str | None = None) -> str | None:
+    """The built-in config tuned for a task and algorithm, if one ships, else None.
+
+    HAPPO's are named scenario_conf (`ant_4x2`), other algorithms' scenario_conf_algo
+    (`ant_4x2_hatrpo`): a config tuned for one algorithm is not used for another.
+    """
+    algo = algo or AlgoConfig().name
+    name = f"{scenario.lower()}_{agent_conf}" + ("" if algo == AlgoConfig().name else f"_{algo}")
+    return name if name in builtin_names() else None
+
+
 def resolve_path(name_or_path: str) -> pathlib.Path:
     """A built-in config name or a path to a YAML file."""
     path = pathlib.Path(name_or_path)
@@ -59,5 +70,5 @@ def save(config: Config, path: pathlib.Path) -> None:
 
 __all__ = [
     "SECTIONS", "AlgoConfig", "Config", "ConfigError", "EnvConfig", "ModelConfig", "RunConfig",
-    "builtin_names", "describe", "dump", "load", "merge", "resolve_path", "save",
+    "builtin_names", "describe", "dump", "load", "merge", "resolve_path", "save", "tuned_name",
 ]

@@ -34,6 +34,7 @@ def _opt(default, help: str, check: tuple[Callable[[Any], bool], str] | None = N
 POSITIVE = (lambda v: v > 0, "> 0")
 NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
+OPEN_UNIT = (lambda v: 0 < v < 1, "in (0, 1)")
 POSITIVE_LIST = (lambda v: len(v) > 0 and all(x > 0 for x in v), "a non-empty list of positive ints")
 
 
@@ -56,7 +57,7 @@ class EnvConfig:
 class AlgoConfig:
     """The learning algorithm and its hyperparameters."""
 
-    name: str = _opt("happo", "Per-agent update: one of the registered algorithms (hapo.algos.ALGORITHMS).")
+    name: str = _opt("happo", "Per-agent update: one of the registered algorithms (hapo.algos.ALGORITHMS): happo, hatrpo.")
     rollout_length: int = _opt(200, "Environment steps per environment per iteration (batch = num_envs * rollout_length).", POSITIVE)
     ppo_epochs: int = _opt(5, "Passes over the batch per agent update.", POSITIVE)
     num_minibatches: int = _opt(1, "Minibatches per epoch of an agent update.", POSITIVE)
@@ -76,6 +77,13 @@ class AlgoConfig:
     advantage_norm: bool = _opt(True, "Normalise advantages over the batch to zero mean, unit std.")
     fixed_order: bool = _opt(False, "Update agents in index order every iteration instead of a random permutation.")
     share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (an ablation).")
+    kl_threshold: float = _opt(0.01, "HATRPO: trust-region size delta, the bound on an agent's mean KL(old || new) per step.", POSITIVE)
+    cg_iterations: int = _opt(10, "HATRPO: most conjugate-gradient iterations for the natural-gradient direction.", POSITIVE)
+    cg_damping: float = _opt(0.1, "HATRPO: damping added to the Fisher matrix (F + damping I) in conjugate gradient.", NON_NEGATIVE)
+    cg_tolerance: float = _opt(1e-10, "HATRPO: conjugate gradient stops once the residual norm is at most this.", NON_NEGATIVE)
+    backtrack_coeff: float = _opt(0.8, "HATRPO: line-search factor; try the full step times backtrack_coeff^k, k = 0, 1, ...", OPEN_UNIT)
+    ls_steps: int = _opt(10, "HATRPO: line-search candidates tried before the step is rejected (parameters kept).", POSITIVE)
+    accept_ratio: float = _opt(0.5, "HATRPO: accept a step whose surrogate gain is at least this fraction of the linear prediction g . step.", UNIT)
 
 
 @dataclass

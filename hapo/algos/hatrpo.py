@@ -1,0 +1,100 @@
+"""HATRPO: one natural-gradient step of one agent on E[r * M * A], inside a KL trust region."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+import hapo
+from hapo.algos.base import ActorUpdate, AgentBatch
+
+log = logging.getLogger(__name__)
+
+
+class HatrpoUpdate(ActorUpdate):
+    """Maximise the surrogate L(theta) = E[r * M * A] subject to E_s[KL(pi_old || pi_theta)] <= delta.
+
+    g = grad L at the old parameters; x solves (F + damping I) x = g by conjugate gradient
+    with Fisher-vector products of the mean KL (`hapo.conjugate_gradient`, in C++); the
+    full step is sqrt(2 delta / x^T (F + damping I) x) * x, the step whose quadratic KL model
+    equals delta (with the damped curvature, as the authors' code). A backtracking line
+    search tries the step scaled by backtrack_coeff^k, k = 0 .. ls_steps - 1, and accepts the
+    first whose mean KL is <= delta and whose surrogate gain is positive and at least
+    accept_ratio times the linear prediction g . step. If none is accepted, the old
+    parameters stay, bit for bit. There is no optimiser: the update has no state to resume.
+    """
+
+    def update(self, batch: AgentBatch, generator: torch.Generator) -> dict[str, float]:
+        cfg = self.cfg
+        actor = self.actor
+        params = list(actor.parameters())
+        weighted = batch.factor * batch.advantages
+
+        surrogate = self._surrogate(batch, weighted)
+        g = parameters_to_vector(torch.autograd.grad(surrogate, params))
+        # Its own forward: computing g freed the surrogate's graph, and the KL needs one of its own.
+        kl = actor.kl(batch.obs, batch.old_params, batch.action_mask)
+        solve = hapo.conjugate_gradient(
+            kl, params, g, damping=cfg.cg_damping, max_iterations=cfg.cg_iterations, tolerance=cfg.cg_tolerance,
+        )
+        metrics = {
+            "grad_norm": g.norm().item(),
+            "cg_iterations": float(solve.iterations),
+            "cg_residual": solve.residual_norm,
+        }
+        old_surrogate = surrogate.item()
+        step = self._full_step(solve)
+        # No step at all when g = 0 (e.g. all advantages zero): neither accepted nor rejected.
+        backtracks, accepted_kl, improvement = 0, 0.0, 0.0
+        rejected = False
+        if step is not None:
+            old_vector = parameters_to_vector(params).detach()
+            expected = (g @ step).item()
+            found = self._line_search(batch, weighted, params, old_vector, step, old_surrogate, expected)
+            if found is None:
+                vector_to_parameters(old_vector, params)
+                log.debug("HATRPO: no line-search step accepted (actor with obs size %d); parameters kept", actor.obs_size)
+                backtracks, rejected = cfg.ls_steps, True
+            else:
+                backtracks, accepted_kl, improvement = found
+        with torch.no_grad():
+            entropy = actor.entropy(batch.obs, batch.action_mask).mean().item()
+        metrics.update(
+            accepted=float(step is not None and not rejected),
+            rejected=float(rejected),
+            backtracks=float(backtracks),
+            kl=accepted_kl,
+            surrogate_improvement=improvement,
+            policy_loss=-(old_surrogate + improvement),
+            entropy=entropy,
+        )
+        return metrics
+
+    def _surrogate(self, batch: AgentBatch, weighted: torch.Tensor) -> torch.Tensor:
+        log_prob = self.actor.log_prob(batch.obs, batch.actions, batch.action_mask)
+        return (torch.exp(log_prob - batch.old_log_prob) * weighted).mean()
+
+    def _full_step(self, solve: hapo.ConjugateGradientResult) -> torch.Tensor | None:
+        """The step of squared (damped) Fisher norm 2 delta along x; None when x is zero (g = 0)."""
+        if not solve.curvature > 0:
+            return None
+        return math.sqrt(2 * self.cfg.kl_threshold / solve.curvature) * solve.x
+
+    @torch.no_grad()
+    def _line_search(
+        self, batch: AgentBatch, weighted: torch.Tensor, params: list[torch.nn.Parameter],
+        old_vector: torch.Tensor, step: torch.Tensor, old_surrogate: float, expected: float,
+    ) -> tuple[int, float, float] | None:
+        """Set the parameters to the first acceptable candidate; (backtracks, its KL, its gain) or None."""
+        cfg = self.cfg
+        for k in range(cfg.ls_steps):
+            coefficient = cfg.backtrack_coeff**k
+            vector_to_parameters(old_vector + coefficient * step, params)
+            improvement = self._surrogate(batch, weighted).item() - old_surrogate
+            kl = self.actor.kl(batch.obs, batch.old_params, batch.action_mask).item()
+            if kl <= cfg.kl_threshold and improvement > 0 and improvement >= cfg.accept_ratio * coefficient * expected:
+                return k, kl, improvement
+        return None

@@ -201,7 +201,6 @@ class Trainer:
             s.write_step(t, reward, terminated, truncated, info["final_state"])
             s.write_observation(t + 1, obs, state, info)
             self._track_episodes(reward, terminated | truncated)
-        s.carry_over()
 
     def _env_actions(self, actions: list[torch.Tensor]) -> list[np.ndarray]:
         if self.env.action_kind == "continuous":
@@ -250,6 +249,8 @@ class Trainer:
         result = sequential_update(self.actors, self.updaters, data, advantages, order, self.minibatch_generator)
         self.joint_policy.refresh()
         critic = self.critic_update.update(states, returns.flatten(), raw_values, self.minibatch_generator)
+        # Only now may row 0 take the last observation: the update above still needs row 0's own.
+        s.carry_over()
 
         metrics = {f"actor/{key}": float(np.mean([m[key] for m in result.metrics])) for key in result.metrics[0]}
         metrics.update({f"critic/{key}": value for key, value in critic.items()})

@@ -7,6 +7,8 @@ from hapo.cli import main
 from hapo.config import ConfigError
 from hapo.envs import toy
 from hapo.logger import METRICS_FILE, read_csv
+from hapo import train as train_module
+from hapo.algos import sequential_update
 from hapo.train import Trainer
 
 QUIET = ["run.progress=false", "run.tensorboard=false"]
@@ -140,6 +142,30 @@ def test_python_api_policy_acts():
     policy = trainer.policy()
     actions = policy.act([np.ones((5, 1), np.float32)] * 2, deterministic=True)
     assert [a.shape for a in actions] == [(5,), (5,)] and all(a.dtype == torch.int64 for a in actions)
+
+
+def test_update_sees_the_observations_the_actions_were_sampled_from(monkeypatch):
+    """Every row the update trains on, row 0 included, holds the observation the action was drawn from."""
+    trainer = Trainer(config.load("toy_reach").with_overrides(QUIET + ["run.eval_interval=0"]))
+    seen, updated = [], []
+    act = trainer.joint_policy.act
+
+    def recording_act(obs, **kwargs):
+        seen.append([o.clone() for o in obs])
+        return act(obs, **kwargs)
+
+    def recording_update(actors, updaters, data, *args):
+        updated.append([d.obs.clone() for d in data])
+        return sequential_update(actors, updaters, data, *args)
+
+    monkeypatch.setattr(trainer.joint_policy, "act", recording_act)
+    monkeypatch.setattr(train_module, "sequential_update", recording_update)
+    T, N = trainer.storage.T, trainer.storage.N
+    for iteration in range(3):
+        trainer.iterate()
+        for agent, obs in enumerate(updated[iteration]):
+            drawn_from = torch.stack([step[agent] for step in seen[iteration * T:(iteration + 1) * T]])
+            assert torch.equal(obs, drawn_from.reshape(T * N, -1)), (iteration, agent)
 
 
 def test_unknown_scenario_names_the_valid_ones():

@@ -44,7 +44,8 @@ std::vector<ObsElement> to_layout(const py::tuple& table, const std::string& nam
   return layout;
 }
 
-std::unique_ptr<BatchedEnv> make_env(const std::string& model_path, const std::string& task,
+std::unique_ptr<BatchedEnv> make_env(const std::string& model_path, const std::string& model_xml,
+                                     const std::string& task,
                                      int num_envs, int num_threads, std::uint64_t seed,
                                      int max_episode_steps,
                                      std::vector<std::vector<int>> agent_actuators,
@@ -52,6 +53,7 @@ std::unique_ptr<BatchedEnv> make_env(const std::string& model_path, const std::s
                                      const py::tuple& state) {
   env::EnvSpec spec;
   spec.model_path = model_path;
+  spec.model_xml = model_xml;
   spec.task = task;
   spec.num_envs = num_envs;
   spec.num_threads = num_threads;
@@ -206,7 +208,7 @@ void register_env(py::module_& m) {
 
 Use hapo.envs.make(): it builds the partition and observation tables this takes.
 )doc")
-      .def(py::init(&make_env), py::arg("model_path"), py::arg("task"), py::arg("num_envs"),
+      .def(py::init(&make_env), py::arg("model_path"), py::arg("model_xml"), py::arg("task"), py::arg("num_envs"),
            py::arg("num_threads"), py::arg("seed"), py::arg("max_episode_steps"),
            py::arg("agent_actuators"), py::arg("agent_obs"), py::arg("state"))
       .def("buffers", &buffers,

@@ -15,6 +15,27 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
+mjModel* load_model(const EnvSpec& spec) {
+  char error[1024] = "";
+  mjModel* model = nullptr;
+  if (spec.model_xml.empty()) {
+    model = mj_loadXML(spec.model_path.c_str(), nullptr, error, sizeof(error));
+  } else {
+    constexpr const char* kName = "model.xml";
+    mjVFS vfs;
+    mj_defaultVFS(&vfs);
+    if (mj_addBufferVFS(&vfs, kName, spec.model_xml.data(),
+                        static_cast<int>(spec.model_xml.size())) == 0) {
+      model = mj_loadXML(kName, &vfs, error, sizeof(error));
+    }
+    mj_deleteVFS(&vfs);
+  }
+  if (!model) {
+    throw std::invalid_argument("cannot load MuJoCo model '" + spec.model_path + "': " + error);
+  }
+  return model;
+}
+
 }  // namespace
 
 // Marks the env busy for one call; a concurrent call (from another Python thread, the
@@ -48,11 +69,7 @@ BatchedEnv::BatchedEnv(EnvSpec spec) : spec_(std::move(spec)) {
   task_ = make_task(spec_.task);
   info_names_ = task_->info_names();
 
-  char error[1024] = "";
-  model_ = mj_loadXML(spec_.model_path.c_str(), nullptr, error, sizeof(error));
-  if (!model_) {
-    throw std::invalid_argument("cannot load MuJoCo model '" + spec_.model_path + "': " + error);
-  }
+  model_ = load_model(spec_);
   try {
     const int num_agents = static_cast<int>(spec_.agent_actuators.size());
     require(num_agents >= 1, "at least one agent is needed");

@@ -234,8 +234,11 @@ def test_non_contiguous_actions_are_accepted():
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        (dict(scenario="Cheetah"), ValueError, "unknown scenario 'Cheetah', expected one of: Ant, HalfCheetah, Hopper, Walker2d"),
-        (dict(partition="3x2"), ValueError, r"unknown partition '3x2' for HalfCheetah, expected one of: 2x3, 6x1 \(or None\)"),
+        (dict(scenario="Cheetah"), ValueError, "unknown scenario 'Cheetah', expected one of: Ant, HalfCheetah, Hopper, Humanoid, HumanoidStandup, ManySegmentAnt, ManySegmentSwimmer, Reacher, Swimmer, Walker2d"),
+        (dict(partition="4x2"), ValueError, r"unknown partition '4x2' for HalfCheetah, expected one of: 2x3, 3x2, 6x1 \(or None\)"),
+        (dict(scenario="ManySegmentSwimmer", partition=None), ValueError, r"unknown partition None for ManySegmentSwimmer, expected 'AxS' \(A agents of S segments each, e.g. 10x2"),
+        (dict(scenario="ManySegmentAnt", partition="2x0"), ValueError, r"unknown partition '2x0' for ManySegmentAnt, expected 'AxS'"),
+        (dict(scenario="ManySegmentSwimmer", partition="1x1"), ValueError, r"ManySegmentSwimmer needs at least 2 segments, got 1x1"),
         (dict(num_envs=0), ValueError, "num_envs must be >= 1, got 0"),
         (dict(num_threads=0), ValueError, "num_threads must be >= 1, got 0"),
         (dict(num_envs=2.0), TypeError, "num_envs must be an int, got float 2.0"),

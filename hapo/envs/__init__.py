@@ -1,6 +1,7 @@
 """Batched multi-agent MuJoCo environments with a C++ core (see docs/env_api.md)."""
 
+from hapo.envs.catalog import TaskInfo, list_tasks, print_task_table, task_table
 from hapo.envs.env import BatchedMujocoEnv, make
 from hapo.envs.partitions import SCENARIOS
 
-__all__ = ["BatchedMujocoEnv", "SCENARIOS", "make"]
+__all__ = ["BatchedMujocoEnv", "SCENARIOS", "TaskInfo", "list_tasks", "make", "print_task_table", "task_table"]

@@ -314,3 +314,21 @@ def test_readme_environment_example_runs():
     scope = {}
     exec(example, scope)
     assert scope["reward"].shape == (64,) and scope["state"].shape == (64, 17)
+
+
+def test_readme_mamujoco_port_runs():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)\n```", text, flags=re.S)
+    before = next(b for b in blocks if "mamujoco_v1.parallel_env" in b)
+    after = next(b for b in blocks if 'make("Humanoid", "9|8"' in b)
+    scopes = [{}, {}]
+    exec(before, scopes[0])
+    exec(after, scopes[1])
+    ref, ours = scopes[0]["env"], scopes[1]["env"]
+    assert ours.agents == ref.possible_agents
+    for i, agent in enumerate(ours.agents):
+        assert scopes[1]["obs"][i].shape == (64, ref.observation_space(agent).shape[0])
+    assert scopes[1]["state"].shape == (64, scopes[0]["state"].shape[0])

@@ -332,3 +332,21 @@ def test_readme_mamujoco_port_runs():
     for i, agent in enumerate(ours.agents):
         assert scopes[1]["obs"][i].shape == (64, ref.observation_space(agent).shape[0])
     assert scopes[1]["state"].shape == (64, scopes[0]["state"].shape[0])
+
+
+def test_mujoco_timer_callback_is_restored_after_our_calls():
+    # Our calls pause MuJoCo's global mjcb_time (set by the mujoco package at import) and
+    # must hand it back unchanged.
+    import ctypes
+    import os
+
+    import mujoco
+
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(mujoco.__file__), f"libmujoco.so.{mujoco.__version__}"))
+    callback = ctypes.c_void_p.in_dll(lib, "mjcb_time")
+    before = callback.value
+    assert before is not None
+    env = make("Hopper", "3x1", num_envs=4, num_threads=2)
+    env.reset()
+    env.step(good_actions(env))
+    assert callback.value == before

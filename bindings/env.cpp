@@ -109,18 +109,19 @@ void checked_step(BatchedEnv& e, const py::sequence& actions) {
   std::vector<py::array_t<float, py::array::c_style>> held;
   std::vector<const float*> pointers;
   for (int i = 0; i < e.num_agents(); ++i) {
-    const std::string name = "actions[" + std::to_string(i) + "]";
+    // Built only on the error paths: a step's checks must cost little next to the physics.
+    auto name = [i] { return "actions[" + std::to_string(i) + "]"; };
     if (!py::isinstance<py::array>(actions[i])) {
-      throw py::type_error(name + " must be a NumPy array of dtype float32, got " +
+      throw py::type_error(name() + " must be a NumPy array of dtype float32, got " +
                            py::str(py::type::of(actions[i])).cast<std::string>());
     }
     auto raw = actions[i].cast<py::array>();
     if (!raw.dtype().is(py::dtype::of<float>())) {
-      throw py::type_error(name + " must have dtype float32, got " +
+      throw py::type_error(name() + " must have dtype float32, got " +
                            py::str(raw.dtype()).cast<std::string>());
     }
     if (raw.ndim() != 2 || raw.shape(0) != e.num_envs() || raw.shape(1) != e.action_size(i)) {
-      throw py::value_error(name + " must have shape (" + std::to_string(e.num_envs()) + ", " +
+      throw py::value_error(name() + " must have shape (" + std::to_string(e.num_envs()) + ", " +
                             std::to_string(e.action_size(i)) + ") = (num_envs, action_sizes[" +
                             std::to_string(i) + "]), got " + shape_of(raw));
     }
@@ -128,7 +129,7 @@ void checked_step(BatchedEnv& e, const py::sequence& actions) {
     const float* data = contiguous.data();
     for (py::ssize_t j = 0; j < contiguous.size(); ++j) {
       if (!std::isfinite(data[j])) {
-        throw py::value_error(name + " must be finite, got " + std::to_string(data[j]) +
+        throw py::value_error(name() + " must be finite, got " + std::to_string(data[j]) +
                               " for env " + std::to_string(j / e.action_size(i)));
       }
     }

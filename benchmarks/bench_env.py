@@ -10,6 +10,7 @@ Actions are drawn before timing. Run: python benchmarks/bench_env.py
 """
 
 import argparse
+import functools
 import pathlib
 import shutil
 import statistics
@@ -23,11 +24,14 @@ import mujoco.rollout
 import numpy as np
 
 from _timing import print_table
-from hapo.envs import SCENARIOS, make
-from hapo.envs.env import model_path
+from hapo.envs import make
+from hapo.envs.env import load_model
+from hapo.envs.partitions import get_scenario
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CASES = [("HalfCheetah", "6x1"), ("Ant", "4x2")]
+CASES = [("HalfCheetah", "6x1"), ("Ant", "4x2"), ("Humanoid", "17x1"), ("ManySegmentSwimmer", "10x2")]
+# Env-steps per timed block relative to --env-steps (the slower the task, the fewer).
+STEP_SHARE = {"HalfCheetah": 1, "Ant": 4, "Humanoid": 4, "ManySegmentSwimmer": 2}
 NUM_ENVS = (16, 64, 256)
 THREADS = (1, 2)
 ACTION_BATCHES = 32
@@ -48,11 +52,24 @@ def bench_binary() -> pathlib.Path:
     return build / "bench_env_cpp"
 
 
-def cpp_rates(scenario: str, num_envs: int, threads: int, env_steps: int) -> dict[str, float]:
+@functools.cache
+def model_file(scenario: str, partition: str) -> tuple[str, str, mujoco.MjModel]:
+    """(MJCF path, task, model) of a case; a generated model is written to build/bench."""
+    spec = get_scenario(scenario, partition)
+    path, xml, model = load_model(scenario, spec)
+    if xml:
+        generated = ROOT / "build" / "bench" / f"{scenario}_{partition}.xml"
+        generated.parent.mkdir(parents=True, exist_ok=True)
+        generated.write_text(xml)
+        path = str(generated)
+    return path, spec.task, model
+
+
+def cpp_rates(scenario: str, partition: str, num_envs: int, threads: int, env_steps: int) -> dict[str, float]:
     """One timed block of the C++ benchmark: {"plain": ..., "batched": ...} env-steps/s."""
+    path, task, _ = model_file(scenario, partition)
     out = subprocess.run(
-        [str(bench_binary()), model_path(scenario), SCENARIOS[scenario].task, str(env_steps), "1",
-         str(num_envs), str(threads)],
+        [str(bench_binary()), path, task, str(env_steps), "1", str(num_envs), str(threads)],
         check=True, capture_output=True, text=True,
     ).stdout
     return {line.split()[0]: float(line.split()[3]) for line in out.split("\n") if line.strip()}
@@ -90,8 +107,8 @@ def ours(scenario, partition, num_envs, threads, env_steps):
         return median_rate(lambda i: env.step(batches[i % ACTION_BATCHES]), num_envs, calls, 1)
 
 
-def mujoco_batch(scenario, num_envs, threads, frame_skip, env_steps, repeats):
-    model = mujoco.MjModel.from_xml_path(model_path(scenario))
+def mujoco_batch(scenario, partition, num_envs, threads, frame_skip, env_steps, repeats):
+    model = model_file(scenario, partition)[2]
     batch = mujoco.batch.Batch(model, num_envs, nthread=threads, persistent=True)
     ctrl, qpos, qvel = batch.bind("ctrl"), batch.bind("qpos"), batch.bind("qvel")
     actions = uniform_batches(np.random.default_rng(0), (num_envs, model.nu))
@@ -104,8 +121,8 @@ def mujoco_batch(scenario, num_envs, threads, frame_skip, env_steps, repeats):
     return median_rate(step, num_envs, max(10, env_steps // num_envs), repeats)
 
 
-def mujoco_rollout(scenario, num_envs, threads, frame_skip, env_steps, repeats):
-    model = mujoco.MjModel.from_xml_path(model_path(scenario))
+def mujoco_rollout(scenario, partition, num_envs, threads, frame_skip, env_steps, repeats):
+    model = model_file(scenario, partition)[2]
     datas = [mujoco.MjData(model) for _ in range(threads)]
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state = np.tile(np.concatenate([[0.0], model.qpos0, np.zeros(mujoco.mj_stateSize(model, spec) - 1 - model.nq)]), (num_envs, 1))
@@ -154,12 +171,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-steps", type=int, default=4096, help="env-steps per timed block")
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks per figure (median)")
+    parser.add_argument("--scenarios", nargs="+", default=[c[0] for c in CASES], help="scenarios of CASES to run")
     args = parser.parse_args()
     rows, notes = [], []
-    for scenario, partition in CASES:
+    for scenario, partition in [c for c in CASES if c[0] in args.scenarios]:
         with make(scenario, partition) as probe:
             frame_skip = probe.frame_skip
-        steps = args.env_steps if scenario != "Ant" else args.env_steps // 4  # Ant is ~10x slower
+        steps = args.env_steps // STEP_SHARE[scenario]
         limit = {}
 
         def add(name, n, t, rate, ratio=None):
@@ -172,7 +190,7 @@ def main() -> None:
                 # drifts alike for both; the ratio is the median of the paired ratios.
                 plain, batched, mine = [], [], []
                 for _ in range(args.repeats):
-                    rates = cpp_rates(scenario, n, t, steps)
+                    rates = cpp_rates(scenario, partition, n, t, steps)
                     plain.append(rates["plain"])
                     batched.append(rates["batched"])
                     mine.append(ours(scenario, partition, n, t, steps))
@@ -182,14 +200,20 @@ def main() -> None:
                     statistics.median([m / p for m, p in zip(mine, plain)]))
                 add("hapo BatchedEnv from C++ (1 agent)", n, t, statistics.median(batched),
                     statistics.median([b / p for b, p in zip(batched, plain)]))
-            add("mujoco.batch.Batch, Python loop (step only)", 64, t, mujoco_batch(scenario, 64, t, frame_skip, steps, args.repeats))
-            add("mujoco.rollout, Python loop (step only)", 64, t, mujoco_rollout(scenario, 64, t, frame_skip, steps, args.repeats))
+            add("mujoco.batch.Batch, Python loop (step only)", 64, t,
+                mujoco_batch(scenario, partition, 64, t, frame_skip, steps, args.repeats))
+            add("mujoco.rollout, Python loop (step only)", 64, t,
+                mujoco_rollout(scenario, partition, 64, t, frame_skip, steps, args.repeats))
+            if scenario.startswith("ManySegment"):
+                continue  # envpool has Gymnasium's tasks only
             rate = envpool_rate(scenario, 64, t, steps, args.repeats)
             if rate is None:
                 notes.append(f"envpool not installed: its {scenario} rows are skipped (pip install envpool)")
             else:
                 add(f"envpool {scenario}-v5 sync (1 agent)", 64, t, rate)
-        add("mamujoco_v1, Python loop", 1, 1, mamujoco(scenario, partition, steps // 4, args.repeats))
+        # mamujoco_v1 ships no 17x1 Humanoid: its 9|8 steps the same physics.
+        ref_partition = "9|8" if (scenario, partition) == ("Humanoid", "17x1") else partition
+        add(f"mamujoco_v1 {ref_partition}, Python loop", 1, 1, mamujoco(scenario, ref_partition, steps // 4, args.repeats))
     print_table(
         f"Env-steps/s, median of {args.repeats} blocks; ratio to the plain C++ loop at the same "
         "threads (same num_envs for hapo rows, paired in time; 64 envs for peers)",

@@ -44,7 +44,8 @@ std::vector<ObsElement> to_layout(const py::tuple& table, const std::string& nam
   return layout;
 }
 
-std::unique_ptr<BatchedEnv> make_env(const std::string& model_path, const std::string& task,
+std::unique_ptr<BatchedEnv> make_env(const std::string& model_path, const std::string& model_xml,
+                                     const std::string& task,
                                      int num_envs, int num_threads, std::uint64_t seed,
                                      int max_episode_steps,
                                      std::vector<std::vector<int>> agent_actuators,
@@ -52,6 +53,7 @@ std::unique_ptr<BatchedEnv> make_env(const std::string& model_path, const std::s
                                      const py::tuple& state) {
   env::EnvSpec spec;
   spec.model_path = model_path;
+  spec.model_xml = model_xml;
   spec.task = task;
   spec.num_envs = num_envs;
   spec.num_threads = num_threads;
@@ -107,18 +109,19 @@ void checked_step(BatchedEnv& e, const py::sequence& actions) {
   std::vector<py::array_t<float, py::array::c_style>> held;
   std::vector<const float*> pointers;
   for (int i = 0; i < e.num_agents(); ++i) {
-    const std::string name = "actions[" + std::to_string(i) + "]";
+    // Built only on the error paths: a step's checks must cost little next to the physics.
+    auto name = [i] { return "actions[" + std::to_string(i) + "]"; };
     if (!py::isinstance<py::array>(actions[i])) {
-      throw py::type_error(name + " must be a NumPy array of dtype float32, got " +
+      throw py::type_error(name() + " must be a NumPy array of dtype float32, got " +
                            py::str(py::type::of(actions[i])).cast<std::string>());
     }
     auto raw = actions[i].cast<py::array>();
     if (!raw.dtype().is(py::dtype::of<float>())) {
-      throw py::type_error(name + " must have dtype float32, got " +
+      throw py::type_error(name() + " must have dtype float32, got " +
                            py::str(raw.dtype()).cast<std::string>());
     }
     if (raw.ndim() != 2 || raw.shape(0) != e.num_envs() || raw.shape(1) != e.action_size(i)) {
-      throw py::value_error(name + " must have shape (" + std::to_string(e.num_envs()) + ", " +
+      throw py::value_error(name() + " must have shape (" + std::to_string(e.num_envs()) + ", " +
                             std::to_string(e.action_size(i)) + ") = (num_envs, action_sizes[" +
                             std::to_string(i) + "]), got " + shape_of(raw));
     }
@@ -126,7 +129,7 @@ void checked_step(BatchedEnv& e, const py::sequence& actions) {
     const float* data = contiguous.data();
     for (py::ssize_t j = 0; j < contiguous.size(); ++j) {
       if (!std::isfinite(data[j])) {
-        throw py::value_error(name + " must be finite, got " + std::to_string(data[j]) +
+        throw py::value_error(name() + " must be finite, got " + std::to_string(data[j]) +
                               " for env " + std::to_string(j / e.action_size(i)));
       }
     }
@@ -206,7 +209,7 @@ void register_env(py::module_& m) {
 
 Use hapo.envs.make(): it builds the partition and observation tables this takes.
 )doc")
-      .def(py::init(&make_env), py::arg("model_path"), py::arg("task"), py::arg("num_envs"),
+      .def(py::init(&make_env), py::arg("model_path"), py::arg("model_xml"), py::arg("task"), py::arg("num_envs"),
            py::arg("num_threads"), py::arg("seed"), py::arg("max_episode_steps"),
            py::arg("agent_actuators"), py::arg("agent_obs"), py::arg("state"))
       .def("buffers", &buffers,

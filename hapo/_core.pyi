@@ -23,6 +23,7 @@ class BatchedEnv:
     def __init__(
         self,
         model_path: str,
+        model_xml: str,
         task: str,
         num_envs: int,
         num_threads: int,

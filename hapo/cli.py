@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint (only --num-env-steps may change)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (run.progress=false)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    parser.add_argument("--list-envs", action="store_true", help="print every environment and partition, then exit")
     return parser
 
 
@@ -90,6 +91,11 @@ def new_run_dir(config: Config) -> pathlib.Path:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_envs:
+        from hapo.envs import print_task_table
+
+        print_task_table()
+        return 0
     _setup_logging()
     from hapo.train import Trainer
 

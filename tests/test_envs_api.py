@@ -234,8 +234,11 @@ def test_non_contiguous_actions_are_accepted():
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        (dict(scenario="Cheetah"), ValueError, "unknown scenario 'Cheetah', expected one of: Ant, HalfCheetah, Hopper, Walker2d"),
-        (dict(partition="3x2"), ValueError, r"unknown partition '3x2' for HalfCheetah, expected one of: 2x3, 6x1 \(or None\)"),
+        (dict(scenario="Cheetah"), ValueError, "unknown scenario 'Cheetah', expected one of: Ant, HalfCheetah, Hopper, Humanoid, HumanoidStandup, ManySegmentAnt, ManySegmentSwimmer, Reacher, Swimmer, Walker2d"),
+        (dict(partition="4x2"), ValueError, r"unknown partition '4x2' for HalfCheetah, expected one of: 2x3, 3x2, 6x1 \(or None\)"),
+        (dict(scenario="ManySegmentSwimmer", partition=None), ValueError, r"unknown partition None for ManySegmentSwimmer, expected 'AxS' \(A agents of S segments each, e.g. 10x2"),
+        (dict(scenario="ManySegmentAnt", partition="2x0"), ValueError, r"unknown partition '2x0' for ManySegmentAnt, expected 'AxS'"),
+        (dict(scenario="ManySegmentSwimmer", partition="1x1"), ValueError, r"ManySegmentSwimmer needs at least 2 segments, got 1x1"),
         (dict(num_envs=0), ValueError, "num_envs must be >= 1, got 0"),
         (dict(num_threads=0), ValueError, "num_threads must be >= 1, got 0"),
         (dict(num_envs=2.0), TypeError, "num_envs must be an int, got float 2.0"),
@@ -311,3 +314,39 @@ def test_readme_environment_example_runs():
     scope = {}
     exec(example, scope)
     assert scope["reward"].shape == (64,) and scope["state"].shape == (64, 17)
+
+
+def test_readme_mamujoco_port_runs():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)\n```", text, flags=re.S)
+    before = next(b for b in blocks if "mamujoco_v1.parallel_env" in b)
+    after = next(b for b in blocks if 'make("Humanoid", "9|8"' in b)
+    scopes = [{}, {}]
+    exec(before, scopes[0])
+    exec(after, scopes[1])
+    ref, ours = scopes[0]["env"], scopes[1]["env"]
+    assert ours.agents == ref.possible_agents
+    for i, agent in enumerate(ours.agents):
+        assert scopes[1]["obs"][i].shape == (64, ref.observation_space(agent).shape[0])
+    assert scopes[1]["state"].shape == (64, scopes[0]["state"].shape[0])
+
+
+def test_mujoco_timer_callback_is_restored_after_our_calls():
+    # Our calls pause MuJoCo's global mjcb_time (set by the mujoco package at import) and
+    # must hand it back unchanged.
+    import ctypes
+    import os
+
+    import mujoco
+
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(mujoco.__file__), f"libmujoco.so.{mujoco.__version__}"))
+    callback = ctypes.c_void_p.in_dll(lib, "mjcb_time")
+    before = callback.value
+    assert before is not None
+    env = make("Hopper", "3x1", num_envs=4, num_threads=2)
+    env.reset()
+    env.step(good_actions(env))
+    assert callback.value == before

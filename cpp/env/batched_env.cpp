@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -14,6 +15,53 @@ constexpr int kStateSig = mjSTATE_INTEGRATION;
 void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
+
+mjModel* load_model(const EnvSpec& spec) {
+  char error[1024] = "";
+  mjModel* model = nullptr;
+  if (spec.model_xml.empty()) {
+    model = mj_loadXML(spec.model_path.c_str(), nullptr, error, sizeof(error));
+  } else {
+    constexpr const char* kName = "model.xml";
+    mjVFS vfs;
+    mj_defaultVFS(&vfs);
+    if (mj_addBufferVFS(&vfs, kName, spec.model_xml.data(),
+                        static_cast<int>(spec.model_xml.size())) == 0) {
+      model = mj_loadXML(kName, &vfs, error, sizeof(error));
+    }
+    mj_deleteVFS(&vfs);
+  }
+  if (!model) {
+    throw std::invalid_argument("cannot load MuJoCo model '" + spec.model_path + "': " + error);
+  }
+  return model;
+}
+
+// MuJoCo reads the clock through mjcb_time around every stage of mj_step when that
+// callback is set, and the `mujoco` Python package sets one when imported: in a Python
+// process it costs 7-15% of a step, to fill mjData.timer, which nothing here reads. Our
+// calls pause it; the first of any concurrent ones saves it, the last restores it.
+class TimerPause {
+ public:
+  TimerPause() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (depth_++ == 0) {
+      saved_ = mjcb_time;
+      mjcb_time = nullptr;
+    }
+  }
+  ~TimerPause() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--depth_ == 0 && mjcb_time == nullptr) mjcb_time = saved_;
+  }
+  TimerPause(const TimerPause&) = delete;
+  TimerPause& operator=(const TimerPause&) = delete;
+
+ private:
+  static inline std::mutex mutex_;
+  static inline int depth_ = 0;
+  static inline mjfTime saved_ = nullptr;
+};
 
 }  // namespace
 
@@ -48,11 +96,7 @@ BatchedEnv::BatchedEnv(EnvSpec spec) : spec_(std::move(spec)) {
   task_ = make_task(spec_.task);
   info_names_ = task_->info_names();
 
-  char error[1024] = "";
-  model_ = mj_loadXML(spec_.model_path.c_str(), nullptr, error, sizeof(error));
-  if (!model_) {
-    throw std::invalid_argument("cannot load MuJoCo model '" + spec_.model_path + "': " + error);
-  }
+  model_ = load_model(spec_);
   try {
     const int num_agents = static_cast<int>(spec_.agent_actuators.size());
     require(num_agents >= 1, "at least one agent is needed");
@@ -187,6 +231,7 @@ void BatchedEnv::reset(std::optional<std::uint64_t> seed) {
     spec_.seed = *seed;
     for (int k = 0; k < num_envs(); ++k) rngs_[k] = Rng(*seed, k);
   }
+  TimerPause pause;
   pool_->run(num_envs(), [this](std::int64_t begin, std::int64_t end) {
     for (std::int64_t k = begin; k < end; ++k) reset_env(static_cast<int>(k));
   });
@@ -202,6 +247,7 @@ void BatchedEnv::step(const std::vector<const float*>& actions) {
     throw std::invalid_argument("expected actions for " + std::to_string(num_agents()) +
                                 " agents, got " + std::to_string(actions.size()));
   }
+  TimerPause pause;
   pool_->run(num_envs(), [this, &actions](std::int64_t begin, std::int64_t end) {
     for (std::int64_t k = begin; k < end; ++k) step_env(static_cast<int>(k), actions);
   });

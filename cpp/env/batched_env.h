@@ -20,6 +20,9 @@ namespace hapo::env {
 // What a batch is made of; validated by the BatchedEnv constructor.
 struct EnvSpec {
   std::string model_path;  // MJCF file (Gymnasium's asset)
+  // MJCF text loaded instead of model_path when not empty (models generated for a size,
+  // such as the many-segment swimmer); model_path then only names it in errors.
+  std::string model_xml;
   std::string task;        // a name of task_names()
   int num_envs = 1;
   int num_threads = 1;

@@ -14,6 +14,10 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"Ant", &make_ant},
       {"HalfCheetah", &make_half_cheetah},
       {"Hopper", &make_hopper},
+      {"Humanoid", &make_humanoid},
+      {"HumanoidStandup", &make_humanoid_standup},
+      {"Reacher", &make_reacher},
+      {"Swimmer", &make_swimmer},
       {"Walker2d", &make_walker2d},
   };
   return tasks;
@@ -22,9 +26,13 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 }  // namespace
 
 double control_cost(const double* action, int nu, double weight) {
+  return weight * sum_of_squares(action, nu);
+}
+
+double sum_of_squares(const mjtNum* x, int n) {
   double sum = 0.0;
-  for (int i = 0; i < nu; ++i) sum += action[i] * action[i];
-  return weight * sum;
+  for (int i = 0; i < n; ++i) sum += x[i] * x[i];
+  return sum;
 }
 
 void add_uniform_noise(const mjtNum* base, int n, double scale, Rng& rng, mjtNum* out) {

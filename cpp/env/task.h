@@ -49,6 +49,9 @@ class Task {
 // Gymnasium's control cost: weight * sum(action^2), on the action as given.
 double control_cost(const double* action, int nu, double weight);
 
+// sum(x[i]^2) over n entries.
+double sum_of_squares(const mjtNum* x, int n);
+
 // out[i] = base[i] + U(-scale, scale), drawn in index order.
 void add_uniform_noise(const mjtNum* base, int n, double scale, Rng& rng, mjtNum* out);
 // out[i] = base[i] + scale * N(0, 1), drawn in index order.
@@ -63,6 +66,10 @@ std::unique_ptr<Task> make_half_cheetah();
 std::unique_ptr<Task> make_ant();
 std::unique_ptr<Task> make_hopper();
 std::unique_ptr<Task> make_walker2d();
+std::unique_ptr<Task> make_humanoid();
+std::unique_ptr<Task> make_humanoid_standup();
+std::unique_ptr<Task> make_swimmer();
+std::unique_ptr<Task> make_reacher();
 
 // The registered task names, and the task of a name (std::invalid_argument listing
 // the valid names if unknown).

@@ -9,15 +9,21 @@ import numpy as np
 
 from hapo import _core
 from hapo.envs.layouts import build_layout
-from hapo.envs.partitions import SCENARIOS
-
-DEFAULT_MAX_EPISODE_STEPS = 1000
+from hapo.envs.partitions import SCENARIOS, Scenario, get_scenario
 
 
 def model_path(scenario: str) -> str:
-    """The Gymnasium asset a scenario runs on."""
+    """The Gymnasium asset a scenario with a fixed model runs on."""
     assets = importlib.resources.files("gymnasium") / "envs" / "mujoco" / "assets"
     return str(assets / SCENARIOS[scenario].model_file)
+
+
+def load_model(scenario: str, spec: Scenario) -> tuple[str, str, mujoco.MjModel]:
+    """(path, generated MJCF text or "", model) of a scenario's data."""
+    if spec.model_xml is not None:
+        return f"<generated {scenario}>", spec.model_xml, mujoco.MjModel.from_xml_string(spec.model_xml)
+    path = model_path(scenario)
+    return path, "", mujoco.MjModel.from_xml_path(path)
 
 
 def _check_int(value: object, name: str, minimum: int) -> int:
@@ -36,36 +42,38 @@ def make(
     num_threads: int = 1,
     seed: int = 0,
     agent_obsk: int | None = 1,
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+    max_episode_steps: int | None = None,
 ) -> BatchedMujocoEnv:
     """A batch of `num_envs` copies of a Multi-Agent MuJoCo scenario.
 
     Args:
-      scenario: "HalfCheetah", "Ant", "Hopper" or "Walker2d" (Gymnasium's v5 task).
-      partition: agent factorisation of `mamujoco_v1`, e.g. "6x1"; None (or agent_obsk
-        None) gives one agent that acts on everything and observes the global state.
+      scenario: a Gymnasium v5 task ("HalfCheetah", "Ant", "Hopper", "Walker2d", "Swimmer",
+        "Reacher", "Humanoid", "HumanoidStandup") or a many-segment one of `mamujoco_v1`
+        ("ManySegmentSwimmer", "ManySegmentAnt"); see list_tasks().
+      partition: agent factorisation of `mamujoco_v1` or the paper, e.g. "6x1"; None (or
+        agent_obsk None) gives one agent that acts on everything and observes the global
+        state. The many-segment scenarios take any "AxS" (A agents of S segments; the
+        model is generated for A * S segments) and need one.
       num_envs: environments stepped together.
       num_threads: threads stepping them (the caller's included); results do not depend on it.
       seed: environment k draws its reset noise from stream k of this seed.
       agent_obsk: graph distance up to which an agent observes other joints.
-      max_episode_steps: the time limit (Gymnasium's is 1000).
+      max_episode_steps: the time limit; None: Gymnasium's (1000; Reacher 50).
     """
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}, expected one of: {', '.join(sorted(SCENARIOS))}")
-    spec = SCENARIOS[scenario]
-    if partition is not None and partition not in spec.partitions:
-        valid = ", ".join(sorted(spec.partitions))
-        raise ValueError(f"unknown partition {partition!r} for {scenario}, expected one of: {valid} (or None)")
+    spec = get_scenario(scenario, partition)
+    if max_episode_steps is None:
+        max_episode_steps = spec.max_episode_steps
     if agent_obsk is not None:
         _check_int(agent_obsk, "agent_obsk", 0)
     _check_int(num_envs, "num_envs", 1)
     _check_int(num_threads, "num_threads", 1)
     _check_int(max_episode_steps, "max_episode_steps", 1)
     seed = _check_int(seed, "seed", 0)
-    path = model_path(scenario)
-    layout = build_layout(mujoco.MjModel.from_xml_path(path), spec, partition, agent_obsk)
+    path, xml, model = load_model(scenario, spec)
+    layout = build_layout(model, spec, partition, agent_obsk)
     core = _core.BatchedEnv(
         path,
+        xml,
         spec.task,
         num_envs,
         num_threads,

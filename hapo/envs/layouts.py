@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 
 from hapo import _core
-from hapo.envs.partitions import GLOBAL_CATEGORIES, Scenario, Span
+from hapo.envs.partitions import GLOBAL_CATEGORIES, Joint, Scenario, Span
 
 FIELD = {name: i for i, name in enumerate(_core.ENV_FIELDS)}
 OP = {name: i for i, name in enumerate(_core.ENV_OPS)}
@@ -33,19 +33,25 @@ class Layout:
 
 
 def joints_by_distance(
-    agent: tuple[str, ...], edges: tuple[tuple[str, ...], ...], k: int
+    agent: tuple[str, ...], edges: tuple[tuple[str, ...], ...], k: int, order: dict[str, str] | None = None
 ) -> list[list[str]]:
-    """Joint labels at graph distance 0..k from an agent's joints, each level sorted by label.
+    """Joint labels at graph distance 0..k from an agent's joints, each level sorted by
+    label (or by order[label] where given).
 
     Members of one hyperedge are all neighbours of each other.
     """
+    order = order or {}
+
+    def level(labels: set[str]) -> list[str]:
+        return sorted(labels, key=lambda label: (order.get(label, label), label))
+
     explored = set(agent)
     frontier = set(agent)
-    levels = [sorted(frontier)]
+    levels = [level(frontier)]
     for _ in range(k):
         frontier = {n for e in edges for m in frontier if m in e for n in e} - explored
         explored |= frontier
-        levels.append(sorted(frontier))
+        levels.append(level(frontier))
     return levels
 
 
@@ -63,7 +69,14 @@ def _element(field: str, index: int, clip: tuple[float, float] | None) -> Elemen
 
 def _span_elements(model: mujoco.MjModel, span: Span) -> list[Element]:
     stop = _field_size(model, span.field) if span.stop is None else span.stop
-    return [_element(span.field, i, span.clip) for i in range(span.start, stop)]
+    if span.op == "copy":
+        return [_element(span.field, i, span.clip) for i in range(span.start, stop)]
+    if span.clip is not None:
+        raise ValueError(f"{span}: clip applies to copied entries only")
+    return [
+        (FIELD[span.field], OP[span.op], i, span.other + i - span.start, 0.0, 0.0)
+        for i in range(span.start, stop)
+    ]
 
 
 def _encode(elements: list[Element]) -> tuple[np.ndarray, np.ndarray]:
@@ -78,25 +91,44 @@ def _joint_actuator(model: mujoco.MjModel, joint_id: int) -> int:
     raise ValueError(f"joint {joint_id} has no actuator")
 
 
+def _joint_id(model: mujoco.MjModel, name: str) -> int:
+    jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
+    if jid < 0:
+        raise ValueError(f"the model has no joint {name!r}")
+    return jid
+
+
+def _observed_entries(model: mujoco.MjModel, joint: Joint) -> tuple[int, int]:
+    """The qpos and the qvel (= qfrc_actuator) index a node observes."""
+    if isinstance(joint.observes, int):
+        return joint.observes % model.nq, joint.observes % model.nv
+    jid = _joint_id(model, joint.joint if joint.observes is None else joint.observes)
+    return int(model.jnt_qposadr[jid]), int(model.jnt_dofadr[jid])
+
+
 def agent_observation(
     model: mujoco.MjModel, scenario: Scenario, agent: tuple[str, ...], k: int
 ) -> list[Element]:
     """Local part (joints up to distance k, by category) then the global part."""
     joints = {j.label: j for j in scenario.joints}
+    order = {j.label: j.order for j in scenario.joints}
     elements: list[Element] = []
     seen_bodies: dict[str, set[int]] = {}
     categories = scenario.local_categories
-    for depth, labels in enumerate(joints_by_distance(agent, scenario.edges, k)):
+    for depth, labels in enumerate(joints_by_distance(agent, scenario.edges, k, order)):
         for label in labels:
             joint = joints[label]
-            jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint.joint)
+            qpos, dof = _observed_entries(model, joint)
             for category in categories[min(depth, len(categories) - 1)]:
                 clip = scenario.local_clip.get(category)
-                if category == "qpos":
-                    elements.append(_element("qpos", int(model.jnt_qposadr[jid]), clip))
+                if category in joint.obs:
+                    for span in joint.obs[category]:
+                        elements += _span_elements(model, span)
+                elif category == "qpos":
+                    elements.append(_element("qpos", qpos, clip))
                 elif category in ("qvel", "qfrc_actuator"):
-                    elements.append(_element(category, int(model.jnt_dofadr[jid]), clip))
-                else:
+                    elements.append(_element(category, dof, clip))
+                elif category in BODY_ROW:
                     row = BODY_ROW[category]
                     seen = seen_bodies.setdefault(category, set())
                     for body in joint.bodies:
@@ -127,7 +159,7 @@ def build_layout(
     joints = {j.label: j for j in scenario.joints}
     actuators, observations = [], []
     for agent in scenario.partitions[partition]:
-        ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joints[label].joint) for label in agent]
+        ids = [_joint_id(model, joints[label].joint) for label in agent]
         actuators.append([_joint_actuator(model, jid) for jid in ids])
         observations.append(_encode(agent_observation(model, scenario, agent, agent_obsk)))
     return Layout(actuators, observations, _encode(state))

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "env/batched_env.h"
+#include "env/mujoco_globals.h"
 #include "env/task.h"
 #include "register.h"
 
@@ -205,6 +206,16 @@ void register_env(py::module_& m) {
       std::begin(env::kFieldNames), std::end(env::kFieldNames))));
   m.attr("ENV_OPS") = py::tuple(py::cast(std::vector<std::string>(
       std::begin(env::kOpNames), std::end(env::kOpNames))));
+  m.def("capture_mujoco_warnings",
+        [](const py::function& fn) {
+          env::WarningCapture capture;
+          py::object result = fn();
+          return py::make_tuple(result, capture.messages());
+        },
+        py::arg("fn"),
+        "(fn(), warnings): calls fn with the MuJoCo warnings raised on this thread collected "
+        "in the list `warnings` instead of printed and appended to MUJOCO_LOG.TXT; MuJoCo's "
+        "log handler is put back afterwards.");
   py::class_<BatchedEnv>(m, "BatchedEnv", R"doc(N copies of a MuJoCo task stepped on a thread pool.
 
 Use hapo.envs.make(): it builds the partition and observation tables this takes.

@@ -1,7 +1,10 @@
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 def mujoco_version() -> str: ...
 def gae(
@@ -18,6 +21,7 @@ ENV_FIELDS: tuple[str, ...]
 ENV_OPS: tuple[str, ...]
 
 def env_task_names() -> list[str]: ...
+def capture_mujoco_warnings(fn: Callable[[], T]) -> tuple[T, list[str]]: ...
 
 class BatchedEnv:
     def __init__(

@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <utility>
+
+#include "env/mujoco_globals.h"
 
 namespace hapo::env {
 
@@ -40,28 +41,19 @@ mjModel* load_model(const EnvSpec& spec) {
 // MuJoCo reads the clock through mjcb_time around every stage of mj_step when that
 // callback is set, and the `mujoco` Python package sets one when imported: in a Python
 // process it costs 7-15% of a step, to fill mjData.timer, which nothing here reads. Our
-// calls pause it; the first of any concurrent ones saves it, the last restores it.
-class TimerPause {
- public:
-  TimerPause() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (depth_++ == 0) {
-      saved_ = mjcb_time;
-      mjcb_time = nullptr;
-    }
+// calls pause it; a callback someone sets meanwhile stays.
+struct TimerOff {
+  using Value = mjfTime;
+  static mjfTime install() {
+    const mjfTime replaced = mjcb_time;
+    mjcb_time = nullptr;
+    return replaced;
   }
-  ~TimerPause() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (--depth_ == 0 && mjcb_time == nullptr) mjcb_time = saved_;
+  static void restore(mjfTime saved) {
+    if (mjcb_time == nullptr) mjcb_time = saved;
   }
-  TimerPause(const TimerPause&) = delete;
-  TimerPause& operator=(const TimerPause&) = delete;
-
- private:
-  static inline std::mutex mutex_;
-  static inline int depth_ = 0;
-  static inline mjfTime saved_ = nullptr;
 };
+using TimerPause = ScopedGlobal<TimerOff>;
 
 }  // namespace
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.resources
+import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 import mujoco
 import numpy as np
@@ -11,6 +14,9 @@ from hapo import _core
 from hapo.envs.layouts import build_layout
 from hapo.envs.partitions import SCENARIOS, Scenario, get_scenario
 
+log = logging.getLogger("hapo.envs")
+T = TypeVar("T")
+
 
 def model_path(scenario: str) -> str:
     """The Gymnasium asset a scenario with a fixed model runs on."""
@@ -18,12 +24,26 @@ def model_path(scenario: str) -> str:
     return str(assets / SCENARIOS[scenario].model_file)
 
 
+def quietly(compile_model: Callable[[], T]) -> T:
+    """compile_model() with the MuJoCo warnings it raises logged at DEBUG to "hapo.envs".
+
+    MuJoCo would print them and append them to MUJOCO_LOG.TXT in the current directory;
+    those of Gymnasium's model files (deprecated compiler attributes) are not the user's
+    to fix.
+    """
+    result, warnings = _core.capture_mujoco_warnings(compile_model)
+    for text in warnings:
+        log.debug("MuJoCo: %s", text)
+    return result
+
+
 def load_model(scenario: str, spec: Scenario) -> tuple[str, str, mujoco.MjModel]:
     """(path, generated MJCF text or "", model) of a scenario's data."""
     if spec.model_xml is not None:
-        return f"<generated {scenario}>", spec.model_xml, mujoco.MjModel.from_xml_string(spec.model_xml)
+        xml = spec.model_xml
+        return f"<generated {scenario}>", xml, quietly(lambda: mujoco.MjModel.from_xml_string(xml))
     path = model_path(scenario)
-    return path, "", mujoco.MjModel.from_xml_path(path)
+    return path, "", quietly(lambda: mujoco.MjModel.from_xml_path(path))
 
 
 def _check_int(value: object, name: str, minimum: int) -> int:
@@ -71,17 +91,19 @@ def make(
     seed = _check_int(seed, "seed", 0)
     path, xml, model = load_model(scenario, spec)
     layout = build_layout(model, spec, partition, agent_obsk)
-    core = _core.BatchedEnv(
-        path,
-        xml,
-        spec.task,
-        num_envs,
-        num_threads,
-        seed,
-        max_episode_steps,
-        layout.agent_actuators,
-        layout.agent_obs,
-        layout.state,
+    core = quietly(
+        lambda: _core.BatchedEnv(
+            path,
+            xml,
+            spec.task,
+            num_envs,
+            num_threads,
+            seed,
+            max_episode_steps,
+            layout.agent_actuators,
+            layout.agent_obs,
+            layout.state,
+        )
     )
     single_agent = partition is None or agent_obsk is None
     return BatchedMujocoEnv(core, scenario, None if single_agent else partition, None if single_agent else agent_obsk)

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <mujoco/mujoco.h>
+
+namespace hapo::env {
+
+// MuJoCo's callbacks and log handler are process-wide, and the process may belong to
+// someone else (the `mujoco` Python package installs its own): we change one only while
+// our calls need it. The first of any concurrent instances (on any thread) installs ours
+// and keeps what it replaced; the last puts that back. Setting provides `Value`,
+// `static Value install()` (returns the replaced value) and `static void restore(Value)`.
+template <typename Setting>
+class ScopedGlobal {
+ public:
+  ScopedGlobal() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (depth_++ == 0) saved_ = Setting::install();
+  }
+  ~ScopedGlobal() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--depth_ == 0) Setting::restore(saved_);
+  }
+  ScopedGlobal(const ScopedGlobal&) = delete;
+  ScopedGlobal& operator=(const ScopedGlobal&) = delete;
+
+ private:
+  static inline std::mutex mutex_;
+  static inline int depth_ = 0;
+  static inline typename Setting::Value saved_{};
+};
+
+// Collects the warnings MuJoCo raises on this thread while it lives (such as the
+// compiler's deprecation notices about Gymnasium's model files) instead of letting
+// MuJoCo's log handler print them and append them to MUJOCO_LOG.TXT in the current
+// directory. Other messages, and other threads' warnings, go to the handler that was
+// installed before. Instances nest; the innermost one collects.
+class WarningCapture {
+ public:
+  WarningCapture();
+  ~WarningCapture();
+  WarningCapture(const WarningCapture&) = delete;
+  WarningCapture& operator=(const WarningCapture&) = delete;
+
+  // The warnings collected so far, oldest first.
+  const std::vector<std::string>& messages() const { return messages_; }
+
+ private:
+  struct Handler {
+    using Value = mjfLogHandler;
+    static Value install();
+    static void restore(Value saved);
+  };
+  ScopedGlobal<Handler> handler_;
+  std::vector<std::string> messages_;
+  std::vector<std::string>* outer_;
+};
+
+}  // namespace hapo::env

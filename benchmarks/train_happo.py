@@ -33,10 +33,10 @@ def task_config(task: str, algo: str) -> config.Config:
     return base.with_overrides([f"env.scenario={scenario}", f"env.agent_conf={agent_conf}", f"algo.name={algo}"])
 
 
-def run(base: config.Config, num_env_steps: str, seed: int, env_threads: int, torch_threads: int) -> list[object]:
+def run(base: config.Config, num_env_steps: str, seed: int, env_threads: int, torch_threads: int, update_threads: int) -> list[object]:
     cfg = base.with_overrides([
         f"run.num_env_steps={num_env_steps}", f"run.seed={seed}", f"env.num_threads={env_threads}",
-        f"run.torch_threads={torch_threads}", "run.progress=false",
+        f"run.torch_threads={torch_threads}", f"run.update_torch_threads={update_threads}", "run.progress=false",
     ])
     trainer = Trainer(cfg)
     seconds = {"collect_seconds": 0.0, "update_seconds": 0.0, "eval_seconds": 0.0}
@@ -59,7 +59,8 @@ def main() -> None:
     parser.add_argument("--num-env-steps", default="1e6")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env-threads", type=int, default=2, help="threads of the C++ env pool")
-    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (small networks: more threads cost more than they give on 2 cores)")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads while collecting (small batches: more threads cost more than they give on 2 cores)")
+    parser.add_argument("--update-torch-threads", type=int, default=2, help="torch threads during the update (large batches)")
     parser.add_argument("--algo", default="happo", choices=sorted(TOY_TASKS), help="per-agent update")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help=f"SCENARIO-CONF or built-in config names (default: {' '.join(MUJOCO_TASKS)})")
     parser.add_argument("--toy", action="store_true", help="the toy tasks instead of MuJoCo (no hapo.envs.make needed)")
@@ -67,11 +68,11 @@ def main() -> None:
     tasks = args.tasks or (TOY_TASKS[args.algo] if args.toy else MUJOCO_TASKS)
     try:
         configs = [task_config(task, args.algo) for task in tasks]
-        rows = [run(cfg, args.num_env_steps, args.seed, args.env_threads, args.torch_threads) for cfg in configs]
+        rows = [run(cfg, args.num_env_steps, args.seed, args.env_threads, args.torch_threads, args.update_torch_threads) for cfg in configs]
     except ConfigError as err:
         parser.exit(2, f"{err}\n(--toy runs the same measurement on the toy tasks)\n")
     print_table(
-        f"{args.algo.upper()} training, seed {args.seed}, {args.env_threads} env threads, {args.torch_threads} torch threads",
+        f"{args.algo.upper()} training, seed {args.seed}, {args.env_threads} env threads, {args.torch_threads} torch threads ({args.update_torch_threads} in the update)",
         ["task", "env steps", "final eval return", "env steps/s", "collect-only steps/s", "collect", "update", "eval", "wall s"],
         rows,
     )

@@ -153,7 +153,11 @@ class Trainer:
         start = time.perf_counter()
         self._collect()
         collected = time.perf_counter()
-        update = self._update()
+        torch.set_num_threads(cfg.run.update_torch_threads)
+        try:
+            update = self._update()
+        finally:
+            torch.set_num_threads(cfg.run.torch_threads)
         updated = time.perf_counter()
         self.iteration += 1
         self.env_steps += self.batch_size

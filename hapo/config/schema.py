@@ -109,7 +109,8 @@ class RunConfig:
     checkpoint_interval: int = _opt(50, "Save a checkpoint every this many iterations, and after the last (0: only after the last).", NON_NEGATIVE)
     log_dir: str = _opt("runs", "Parent folder of run folders.")
     run_name: str = _opt("", "Run folder name under log_dir (empty: scenario-agent_conf-algo-seed).")
-    torch_threads: int = _opt(1, "torch.set_num_threads for the run (results are reproducible for a fixed value).", POSITIVE)
+    torch_threads: int = _opt(1, "torch.set_num_threads while collecting and evaluating (results are reproducible for fixed thread counts).", POSITIVE)
+    update_torch_threads: int = _opt(2, "torch.set_num_threads during the update, whose batches are large enough to gain from more threads (the env threads are idle then).", POSITIVE)
     progress: bool = _opt(True, "Show a progress bar.")
     tensorboard: bool = _opt(True, "Write TensorBoard scalars beside the CSV.")
 

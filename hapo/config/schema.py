@@ -50,7 +50,7 @@ class EnvConfig:
     agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
     agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away.", NON_NEGATIVE)
     num_envs: int = _opt(20, "Parallel training environments.", POSITIVE)
-    num_threads: int = _opt(1, "Threads of the C++ environment pool (results do not depend on it).", POSITIVE)
+    num_threads: int = _opt(2, "Threads of the C++ environment pool (results do not depend on it).", POSITIVE)
 
 
 @dataclass

@@ -33,10 +33,9 @@ class HatrpoUpdate(ActorUpdate):
         params = list(actor.parameters())
         weighted = batch.factor * batch.advantages
 
-        surrogate = self._surrogate(batch, weighted)
-        g = parameters_to_vector(torch.autograd.grad(surrogate, params))
-        # Its own forward: computing g freed the surrogate's graph, and the KL needs one of its own.
-        kl = actor.kl(batch.obs, batch.old_params, batch.action_mask)
+        # One forward serves the surrogate and the KL; g's backward keeps the graph for CG.
+        surrogate, kl = self._surrogate_and_kl(batch, weighted)
+        g = parameters_to_vector(torch.autograd.grad(surrogate, params, retain_graph=True))
         solve = hapo.conjugate_gradient(
             kl, params, g, damping=cfg.cg_damping, max_iterations=cfg.cg_iterations, tolerance=cfg.cg_tolerance,
         )
@@ -73,9 +72,12 @@ class HatrpoUpdate(ActorUpdate):
         )
         return metrics
 
-    def _surrogate(self, batch: AgentBatch, weighted: torch.Tensor) -> torch.Tensor:
-        log_prob = self.actor.log_prob(batch.obs, batch.actions, batch.action_mask)
-        return (torch.exp(log_prob - batch.old_log_prob) * weighted).mean()
+    def _surrogate_and_kl(self, batch: AgentBatch, weighted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[r * M * A] and the mean KL(old || current), from one forward of the actor."""
+        params = self.actor.dist_params(batch.obs, batch.action_mask)
+        log_prob = self.actor.log_prob_from_params(params, batch.actions)
+        surrogate = (torch.exp(log_prob - batch.old_log_prob) * weighted).mean()
+        return surrogate, self.actor.kl_from_params(batch.old_params, params)
 
     def _full_step(self, solve: hapo.ConjugateGradientResult) -> torch.Tensor | None:
         """The step of squared (damped) Fisher norm 2 delta along x; None when x is zero (g = 0)."""
@@ -93,8 +95,8 @@ class HatrpoUpdate(ActorUpdate):
         for k in range(cfg.ls_steps):
             coefficient = cfg.backtrack_coeff**k
             vector_to_parameters(old_vector + coefficient * step, params)
-            improvement = self._surrogate(batch, weighted).item() - old_surrogate
-            kl = self.actor.kl(batch.obs, batch.old_params, batch.action_mask).item()
+            surrogate, kl_tensor = self._surrogate_and_kl(batch, weighted)
+            improvement, kl = surrogate.item() - old_surrogate, kl_tensor.item()
             if kl <= cfg.kl_threshold and improvement > 0 and improvement >= cfg.accept_ratio * coefficient * expected:
                 return k, kl, improvement
         return None

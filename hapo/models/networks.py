@@ -97,9 +97,11 @@ class Actor(nn.Module):
 
     def kl(self, obs: torch.Tensor, old_params: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean over the batch of KL(old || current), differentiable in the current parameters."""
-        old = self.distribution_from_params(old_params)
-        new = self.distribution(obs, action_mask)
-        kl = kl_divergence(old, new)
+        return self.kl_from_params(old_params, self.dist_params(obs, action_mask))
+
+    def kl_from_params(self, old_params: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of KL(old || new), given both distributions' parameters."""
+        kl = kl_divergence(self.distribution_from_params(old_params), self.distribution_from_params(params))
         return (kl.sum(-1) if self.kind == "continuous" else kl).mean()
 
 

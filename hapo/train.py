@@ -44,7 +44,7 @@ def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
     make = toy.make if env_cfg.scenario in toy.SCENARIOS else make_mujoco_env
     return make(
         env_cfg.scenario, env_cfg.agent_conf, num_envs=num_envs, num_threads=env_cfg.num_threads,
-        seed=seed, agent_obsk=env_cfg.agent_obsk,
+        seed=seed, agent_obsk=env_cfg.agent_obsk, obs_mode=env_cfg.obs_mode,
     )
 
 
@@ -207,7 +207,7 @@ class Trainer:
             self._track_episodes(reward, terminated | truncated)
 
     def _env_actions(self, actions: list[torch.Tensor]) -> list[np.ndarray]:
-        if self.env.action_kind == "continuous":
+        if self.env.action_kind == "continuous" and self.config.env.clip_actions:
             return [a.clamp(lo, hi).numpy() for a, lo, hi in zip(actions, self._low, self._high)]
         return [a.numpy() for a in actions]
 
@@ -223,6 +223,11 @@ class Trainer:
     # -- update ----------------------------------------------------------------------
     def _update(self) -> dict[str, float]:
         cfg, s = self.config, self.storage
+        if cfg.algo.lr_decay == "linear":
+            fraction = 1.0 - self.iteration / self.total_iterations
+            for updater in {id(u): u for u in self.updaters}.values():
+                updater.scale_learning_rate(fraction)
+            self.critic_update.scale_learning_rate(fraction)
         T, N = s.T, s.N
         states = s.state[:T].reshape(T * N, -1)
         with torch.no_grad():

@@ -24,7 +24,7 @@ from hapo.models import Actor
 from hapo.train import Trainer
 
 QUIET = ["run.progress=false", "run.tensorboard=false", "algo.name=hatrpo"]
-TINY = ModelConfig(hidden_sizes=[5], input_layernorm=False, output_gain=1.0)
+TINY = ModelConfig(hidden_sizes=[5], layernorm="none", output_gain=1.0)
 BATCH = 64
 
 

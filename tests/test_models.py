@@ -61,7 +61,7 @@ def test_categorical_with_mask():
 
 
 def test_fused_policy_matches_each_actor_and_groups_by_shape():
-    cfg = ModelConfig(hidden_sizes=[16, 8], input_layernorm=True)
+    cfg = ModelConfig(hidden_sizes=[16, 8], layernorm="input")
     actors = [gaussian_actor(5, 3, seed=s, cfg=cfg) for s in range(3)] + [gaussian_actor(4, 2, seed=9, cfg=cfg)]
     for a in actors:  # non-trivial LayerNorm affine parameters
         torch.nn.init.normal_(a.net.norm.weight)

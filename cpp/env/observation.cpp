@@ -73,6 +73,7 @@ void gather(const mjData* d, const std::vector<ObsElement>& layout, float* out) 
       case Op::kSin: y = std::sin(x); break;
       case Op::kCos: y = std::cos(x); break;
       case Op::kDiff: y = x - src[e.index2]; break;
+      case Op::kConst: y = e.low; break;
     }
     *out++ = static_cast<float>(y);
   }

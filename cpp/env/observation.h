@@ -9,23 +9,24 @@ namespace hapo::env {
 
 // An observation is a gather over mjData fields, described by a table built once
 // from the model (in Python, hapo/envs/layouts.py): element j of the output is
-// op(field[index]) or, for kDiff, field[index] - field[index2].
+// op(field[index]) or, for kDiff, field[index] - field[index2], or, for kConst, the
+// number `low` whatever the physics (an agent's one-hot id).
 enum class Field : std::int32_t { kQpos, kQvel, kCfrcExt, kCinert, kCvel, kQfrcActuator, kXpos };
-enum class Op : std::int32_t { kCopy, kClip, kSin, kCos, kDiff };
+enum class Op : std::int32_t { kCopy, kClip, kSin, kCos, kDiff, kConst };
 
 inline constexpr int kNumFields = 7;
-inline constexpr int kNumOps = 5;
+inline constexpr int kNumOps = 6;
 // Names in enum order: the Python layout builder encodes tables with these.
 inline constexpr const char* kFieldNames[kNumFields] = {
     "qpos", "qvel", "cfrc_ext", "cinert", "cvel", "qfrc_actuator", "xpos"};
-inline constexpr const char* kOpNames[kNumOps] = {"copy", "clip", "sin", "cos", "diff"};
+inline constexpr const char* kOpNames[kNumOps] = {"copy", "clip", "sin", "cos", "diff", "const"};
 
 struct ObsElement {
   Field field;
   Op op;
   std::int32_t index;   // flat index into the field
   std::int32_t index2;  // second operand of kDiff
-  double low;           // clip bounds of kClip
+  double low;           // clip bounds of kClip; the value of kConst
   double high;
 };
 

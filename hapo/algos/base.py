@@ -55,6 +55,9 @@ class ActorUpdate(ABC):
     def update(self, batch: AgentBatch, generator: torch.Generator) -> dict[str, float]:
         """Change `self.actor` in place; `generator` drives any randomness (minibatch order)."""
 
+    def scale_learning_rate(self, fraction: float) -> None:
+        """Use `fraction` of the configured learning rate from now on (no-op without a learning rate)."""
+
     def state_dict(self) -> dict:
         """Everything besides the actor's weights needed to resume exactly (e.g. optimiser state)."""
         return {}
@@ -94,9 +97,15 @@ class Means:
 
 
 class OptimizerState:
-    """`state_dict`/`load_state_dict` of an update whose only state is `self.optimizer`."""
+    """`state_dict`/`load_state_dict` of an update whose only state is `self.optimizer`, and
+    its learning-rate schedule around `self.base_lr`."""
 
     optimizer: torch.optim.Optimizer
+    base_lr: float
+
+    def scale_learning_rate(self, fraction: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.base_lr * fraction
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict()}

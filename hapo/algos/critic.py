@@ -19,6 +19,7 @@ class CriticUpdate(OptimizerState):
 
     def __init__(self, critic: Critic, normalizer: ValueNormalizer | None, cfg: AlgoConfig):
         self.critic, self.normalizer, self.cfg = critic, normalizer, cfg
+        self.base_lr = cfg.critic_lr
         self.optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
 
     def update(self, states: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, generator: torch.Generator) -> dict[str, float]:

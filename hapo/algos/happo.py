@@ -14,6 +14,7 @@ class HappoUpdate(OptimizerState, ActorUpdate):
 
     def __init__(self, actor: Actor, cfg: AlgoConfig):
         super().__init__(actor, cfg)
+        self.base_lr = cfg.actor_lr
         self.optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, eps=cfg.adam_eps)
 
     def update(self, batch: AgentBatch, generator: torch.Generator) -> dict[str, float]:

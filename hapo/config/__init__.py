@@ -50,13 +50,31 @@ def resolve_path(name_or_path: str) -> pathlib.Path:
 
 
 def load(name_or_path: str, base: Config | None = None) -> Config:
-    """`base` (default: the schema defaults) updated by a YAML file or a built-in config."""
-    path = resolve_path(name_or_path)
+    """`base` (default: the schema defaults) updated by a YAML file or a built-in config.
+
+    A file may start from another config with a top-level `base: NAME_OR_FILE` (a built-in
+    name or a path relative to the file), whose values it then overrides.
+    """
+    return _load(resolve_path(name_or_path), base or Config(), ())
+
+
+def _load(path: pathlib.Path, base: Config, chain: tuple[pathlib.Path, ...]) -> Config:
+    if path.resolve() in chain:
+        raise ConfigError(f"config {path} is its own base: {' -> '.join(map(str, (*chain, path)))}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-    return merge(base or Config(), data, source=str(path))
+    if isinstance(data, dict) and "base" in data:
+        parent = data.pop("base")
+        if not isinstance(parent, str):
+            raise ConfigError(f"base in {path} must be a config name or file, got {parent!r}")
+        relative = path.parent / parent
+        parent_path = relative if relative.suffix in (".yaml", ".yml") and relative.is_file() else resolve_path(parent)
+        base = _load(parent_path, base, (*chain, path.resolve()))
+    return merge(base, data, source=str(path))
 
 
 def dump(config: Config) -> str:

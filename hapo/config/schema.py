@@ -48,7 +48,9 @@ class EnvConfig:
 
     scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...) or a toy scenario (ToyReach, ToySplit, ToySplitMasked).")
     agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
-    agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away.", NON_NEGATIVE)
+    obs_mode: str = _opt("local", "What an agent observes: 'local' (MaMuJoCo's partial view, joints up to agent_obsk hops away) or 'global' (the single-agent task's full observation plus a one-hot agent id: the paper's setting).", one_of("local", "global"))
+    agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away (obs_mode local).", NON_NEGATIVE)
+    clip_actions: bool = _opt(True, "Clamp Gaussian actions to the action range before the env (true), or send the raw sample, which the control cost sees and MuJoCo clamps (false: the authors' code).")
     num_envs: int = _opt(20, "Parallel training environments.", POSITIVE)
     num_threads: int = _opt(2, "Threads of the C++ environment pool (results do not depend on it).", POSITIVE)
 
@@ -65,6 +67,7 @@ class AlgoConfig:
     entropy_coef: float = _opt(0.0, "Weight of the entropy bonus in the actor loss.", NON_NEGATIVE)
     actor_lr: float = _opt(5e-4, "Adam learning rate of every actor.", POSITIVE)
     critic_lr: float = _opt(5e-4, "Adam learning rate of the critic.", POSITIVE)
+    lr_decay: str = _opt("none", "Learning-rate schedule of actors and critic: 'none' or 'linear' (iteration k of K uses lr * (1 - k / K)).", one_of("none", "linear"))
     adam_eps: float = _opt(1e-5, "Adam epsilon of actors and critic.", POSITIVE)
     max_grad_norm: float = _opt(10.0, "Gradient-norm clip of actors and critic.", POSITIVE)
     gamma: float = _opt(0.99, "Discount factor.", UNIT)
@@ -92,8 +95,9 @@ class ModelConfig:
 
     hidden_sizes: list[int] = _opt([128, 128, 128], "Hidden layer widths of actors and critic.", POSITIVE_LIST)
     activation: str = _opt("relu", "Hidden activation.", one_of("relu", "tanh"))
-    input_layernorm: bool = _opt(True, "LayerNorm on the network inputs (HARL's feature normalisation).")
-    initial_std: float = _opt(0.5, "Initial standard deviation of Gaussian actors (learned, state-independent).", POSITIVE)
+    layernorm: str = _opt("input", "LayerNorm placement in actors and critic: 'none', 'input' (on the inputs: HARL's feature normalisation) or 'every_layer' (also after every hidden activation, as HARL's MLP).", one_of("none", "input", "every_layer"))
+    std: str = _opt("exp", "Gaussian std parametrisation (learned, state-independent): 'exp' (std = exp(theta), theta starting at log initial_std) or 'sigmoid' (std = 0.5 * sigmoid(theta), theta starting at 1: 0.37, never above 0.5, as the authors' code).", one_of("exp", "sigmoid"))
+    initial_std: float = _opt(0.5, "Initial standard deviation of Gaussian actors with std 'exp'.", POSITIVE)
     output_gain: float = _opt(0.01, "Orthogonal-init gain of the actors' output layer (hidden layers use sqrt(2)).", POSITIVE)
 
 

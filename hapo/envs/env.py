@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 
 from hapo import _core
-from hapo.envs.layouts import build_layout
+from hapo.envs.layouts import OBS_MODES, build_layout
 from hapo.envs.partitions import SCENARIOS, Scenario, get_scenario
 
 log = logging.getLogger("hapo.envs")
@@ -63,6 +63,7 @@ def make(
     seed: int = 0,
     agent_obsk: int | None = 1,
     max_episode_steps: int | None = None,
+    obs_mode: str = "local",
 ) -> BatchedMujocoEnv:
     """A batch of `num_envs` copies of a Multi-Agent MuJoCo scenario.
 
@@ -77,10 +78,15 @@ def make(
       num_envs: environments stepped together.
       num_threads: threads stepping them (the caller's included); results do not depend on it.
       seed: environment k draws its reset noise from stream k of this seed.
-      agent_obsk: graph distance up to which an agent observes other joints.
+      agent_obsk: graph distance up to which an agent observes other joints (obs_mode "local").
+      obs_mode: "local" (MaMuJoCo's partial view of joints up to agent_obsk hops) or
+        "global" (every agent observes the global state, i.e. the single-agent task's
+        observation, then its one-hot id: the setting of the paper's experiments).
       max_episode_steps: the time limit; None: Gymnasium's (1000; Reacher 50).
     """
     spec = get_scenario(scenario, partition)
+    if obs_mode not in OBS_MODES:
+        raise ValueError(f"obs_mode must be one of {', '.join(OBS_MODES)}, got {obs_mode!r}")
     if max_episode_steps is None:
         max_episode_steps = spec.max_episode_steps
     if agent_obsk is not None:
@@ -90,7 +96,7 @@ def make(
     _check_int(max_episode_steps, "max_episode_steps", 1)
     seed = _check_int(seed, "seed", 0)
     path, xml, model = load_model(scenario, spec)
-    layout = build_layout(model, spec, partition, agent_obsk)
+    layout = build_layout(model, spec, partition, agent_obsk, obs_mode)
     core = quietly(
         lambda: _core.BatchedEnv(
             path,
@@ -106,7 +112,10 @@ def make(
         )
     )
     single_agent = partition is None or agent_obsk is None
-    return BatchedMujocoEnv(core, scenario, None if single_agent else partition, None if single_agent else agent_obsk)
+    return BatchedMujocoEnv(
+        core, scenario, None if single_agent else partition, None if single_agent or obs_mode == "global" else agent_obsk,
+        "global" if single_agent else obs_mode,
+    )
 
 
 class BatchedMujocoEnv:
@@ -119,11 +128,12 @@ class BatchedMujocoEnv:
 
     action_kind = "continuous"
 
-    def __init__(self, core: _core.BatchedEnv, scenario: str, partition: str | None, agent_obsk: int | None):
+    def __init__(self, core: _core.BatchedEnv, scenario: str, partition: str | None, agent_obsk: int | None, obs_mode: str):
         self._core = core
         self.scenario = scenario
         self.partition = partition
         self.agent_obsk = agent_obsk
+        self.obs_mode = obs_mode
         self.num_envs: int = core.num_envs
         self.num_threads: int = core.num_threads
         self.num_agents: int = core.num_agents
@@ -224,7 +234,7 @@ class BatchedMujocoEnv:
 
     def __repr__(self) -> str:
         return (
-            f"BatchedMujocoEnv({self.scenario!r}, partition={self.partition!r}, agent_obsk={self.agent_obsk}, "
+            f"BatchedMujocoEnv({self.scenario!r}, partition={self.partition!r}, obs_mode={self.obs_mode!r}, agent_obsk={self.agent_obsk}, "
             f"num_envs={self.num_envs}, num_threads={self.num_threads}, agents={self.num_agents}, "
             f"obs_sizes={self.obs_sizes}, action_sizes={self.action_sizes}, state_size={self.state_size}"
             f"{', closed' if self.closed else ''})"

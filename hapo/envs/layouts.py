@@ -143,13 +143,24 @@ def agent_observation(
     return elements
 
 
+def one_hot(index: int, size: int) -> list[Element]:
+    """Constant entries: 1 at `index`, 0 elsewhere (an agent's id)."""
+    return [(FIELD["qpos"], OP["const"], 0, 0, float(j == index), float(j == index)) for j in range(size)]
+
+
+OBS_MODES = ("local", "global")
+
+
 def build_layout(
-    model: mujoco.MjModel, scenario: Scenario, partition: str | None, agent_obsk: int | None
+    model: mujoco.MjModel, scenario: Scenario, partition: str | None, agent_obsk: int | None, obs_mode: str = "local"
 ) -> Layout:
     """The tables of one scenario and partition.
 
     partition None or agent_obsk None: one agent drives every actuator in the model's
     order and observes the global state (as `mamujoco_v1` does).
+    obs_mode "local": each agent observes joints up to distance agent_obsk (MaMuJoCo's
+    view); "global": each agent observes the global state (the single-agent task's
+    observation) followed by its one-hot id, as the paper's authors' code does.
     """
     state: list[Element] = []
     for span in scenario.state:
@@ -157,9 +168,13 @@ def build_layout(
     if partition is None or agent_obsk is None:
         return Layout([list(range(model.nu))], [_encode(state)], _encode(state))
     joints = {j.label: j for j in scenario.joints}
+    agents = scenario.partitions[partition]
     actuators, observations = [], []
-    for agent in scenario.partitions[partition]:
+    for i, agent in enumerate(agents):
         ids = [_joint_id(model, joints[label].joint) for label in agent]
         actuators.append([_joint_actuator(model, jid) for jid in ids])
-        observations.append(_encode(agent_observation(model, scenario, agent, agent_obsk)))
+        if obs_mode == "global":
+            observations.append(_encode(state + one_hot(i, len(agents))))
+        else:
+            observations.append(_encode(agent_observation(model, scenario, agent, agent_obsk)))
     return Layout(actuators, observations, _encode(state))

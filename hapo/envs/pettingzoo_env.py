@@ -16,13 +16,17 @@ def pettingzoo_env(
     *,
     seed: int = 0,
     max_episode_steps: int | None = None,
+    obs_mode: str = "local",
 ) -> MujocoParallelEnv:
     """One environment of make(scenario, agent_conf, ...) as a PettingZoo ParallelEnv.
 
     Arguments as mamujoco_v1.parallel_env's (agent_conf is the partition) and make()'s.
     """
     return MujocoParallelEnv(
-        make(scenario, agent_conf, num_envs=1, seed=seed, agent_obsk=agent_obsk, max_episode_steps=max_episode_steps)
+        make(
+            scenario, agent_conf, num_envs=1, seed=seed, agent_obsk=agent_obsk, max_episode_steps=max_episode_steps,
+            obs_mode=obs_mode,
+        )
     )
 
 

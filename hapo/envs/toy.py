@@ -230,8 +230,13 @@ SCENARIOS = {
 }
 
 
-def make(scenario: str, agent_conf: str, num_envs: int = 1, num_threads: int = 1, seed: int = 0, agent_obsk: int = 1) -> ToyEnv:
+def make(
+    scenario: str, agent_conf: str, num_envs: int = 1, num_threads: int = 1, seed: int = 0, agent_obsk: int = 1,
+    obs_mode: str = "local",
+) -> ToyEnv:
     """Same signature as `hapo.envs.make`; `num_threads` and `agent_obsk` have no effect here."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown toy scenario {scenario!r}; toy scenarios: {', '.join(SCENARIOS)}")
+    if obs_mode != "local":
+        raise ValueError(f"toy scenarios have each agent's own observation only: obs_mode must be 'local', got {obs_mode!r}")
     return SCENARIOS[scenario](agent_conf, num_envs, seed)

@@ -13,20 +13,26 @@ from hapo.config import ModelConfig
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
 HIDDEN_GAIN = math.sqrt(2.0)
+# std = SIGMOID_STD_SCALE * sigmoid(theta), theta starting at 1: HARL's std_y_coef and std_x_coef.
+SIGMOID_STD_SCALE = 0.5
+SIGMOID_STD_INITIAL_LOGIT = 1.0
 
 
 class MLP(nn.Module):
-    """Optional input LayerNorm, then Linear layers with the activation between them.
+    """Optional input LayerNorm, then Linear layers with the activation between them, and
+    with `layernorm="every_layer"` a LayerNorm after every hidden activation (HARL's MLP).
 
-    Layers are plain `nn.Linear` so that `hapo.models.JointPolicy` can stack the weights
-    of several agents' networks for one batched forward.
+    Layers are plain `nn.Linear` and `nn.LayerNorm` so that `hapo.models.JointPolicy` can
+    stack the weights of several agents' networks for one batched forward.
     """
 
     def __init__(self, in_size: int, out_size: int, cfg: ModelConfig, out_gain: float):
         super().__init__()
-        self.norm = nn.LayerNorm(in_size) if cfg.input_layernorm else None
+        self.norm = nn.LayerNorm(in_size) if cfg.layernorm != "none" else None
         sizes = [in_size, *cfg.hidden_sizes, out_size]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        every = cfg.layernorm == "every_layer"
+        self.hidden_norms = nn.ModuleList(nn.LayerNorm(h) for h in cfg.hidden_sizes) if every else None
         self.activation_name = cfg.activation
         for i, layer in enumerate(self.layers):
             nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(self.layers) - 1 else HIDDEN_GAIN)
@@ -36,16 +42,19 @@ class MLP(nn.Module):
         if self.norm is not None:
             x = self.norm(x)
         activation = ACTIVATIONS[self.activation_name]
-        for layer in self.layers[:-1]:
+        for k, layer in enumerate(self.layers[:-1]):
             x = activation(layer(x))
+            if self.hidden_norms is not None:
+                x = self.hidden_norms[k](x)
         return self.layers[-1](x)
 
 
 class Actor(nn.Module):
     """One agent's policy pi(a | o).
 
-    Continuous: a diagonal Gaussian whose mean is the MLP output and whose log-std is a
-    learned state-independent parameter. Discrete: a categorical over `action_size`
+    Continuous: a diagonal Gaussian whose mean is the MLP output and whose std is learned
+    and state-independent: exp(log_std) (`model.std="exp"`) or SIGMOID_STD_SCALE *
+    sigmoid(std_logit) (`"sigmoid"`, the authors' parametrisation, bounded by 0.5). Discrete: a categorical over `action_size`
     choices; an optional bool mask [B, action_size] removes unavailable choices.
 
     "Distribution parameters" (`dist_params`) are one tensor per batch row, enough to
@@ -59,13 +68,22 @@ class Actor(nn.Module):
             raise ValueError(f"action kind must be 'continuous' or 'discrete', got {kind!r}")
         self.obs_size, self.action_size, self.kind = obs_size, action_size, kind
         self.net = MLP(obs_size, action_size, cfg, cfg.output_gain)
-        if kind == "continuous":
+        self.std_kind = cfg.std
+        if kind == "continuous" and cfg.std == "exp":
             self.log_std = nn.Parameter(torch.full((action_size,), math.log(cfg.initial_std)))
+        elif kind == "continuous":
+            self.std_logit = nn.Parameter(torch.full((action_size,), SIGMOID_STD_INITIAL_LOGIT))
+
+    def current_log_std(self) -> torch.Tensor:
+        """log std [action_size] of a Gaussian actor, differentiable in its parameter."""
+        if self.std_kind == "exp":
+            return self.log_std
+        return math.log(SIGMOID_STD_SCALE) + F.logsigmoid(self.std_logit)
 
     def dist_params(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
         out = self.net(obs)
         if self.kind == "continuous":
-            return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+            return torch.cat([out, self.current_log_std().expand_as(out)], dim=-1)
         return masked_log_softmax(out, action_mask)
 
     def distribution_from_params(self, params: torch.Tensor) -> Distribution:

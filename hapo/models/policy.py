@@ -19,7 +19,8 @@ class _Stack:
     agents: list[int]
     weights: list[torch.Tensor]  # [G, in, out] per layer (transposed for baddbmm)
     biases: list[torch.Tensor]  # [G, 1, out]
-    norm: tuple[torch.Tensor, torch.Tensor, float] | None  # LayerNorm weight, bias [G, 1, in], eps
+    norm: tuple[torch.Tensor, torch.Tensor, float] | None  # input LayerNorm weight, bias [G, 1, in], eps
+    hidden_norms: list[tuple[torch.Tensor, torch.Tensor, float]] | None  # after each hidden activation
     log_std: torch.Tensor | None  # [G, 1, action_size]
     kind: str
     activation: str
@@ -56,16 +57,15 @@ class JointPolicy:
         depth = len(nets[0].layers)
         weights = [torch.stack([n.layers[k].weight for n in nets]).transpose(1, 2).contiguous() for k in range(depth)]
         biases = [torch.stack([n.layers[k].bias for n in nets]).unsqueeze(1) for k in range(depth)]
-        norm = None
-        if nets[0].norm is not None:
-            norm = (
-                torch.stack([n.norm.weight for n in nets]).unsqueeze(1),
-                torch.stack([n.norm.bias for n in nets]).unsqueeze(1),
-                nets[0].norm.eps,
-            )
+        norm = None if nets[0].norm is None else _stack_norms([n.norm for n in nets])
+        hidden_norms = None
+        if nets[0].hidden_norms is not None:
+            hidden_norms = [_stack_norms([n.hidden_norms[k] for n in nets]) for k in range(depth - 1)]
         first = self.actors[agents[0]]
-        log_std = torch.stack([self.actors[i].log_std for i in agents]).unsqueeze(1) if first.kind == "continuous" else None
-        return _Stack(agents, weights, biases, norm, log_std, first.kind, nets[0].activation_name)
+        log_std = None
+        if first.kind == "continuous":
+            log_std = torch.stack([self.actors[i].current_log_std() for i in agents]).unsqueeze(1)
+        return _Stack(agents, weights, biases, norm, hidden_norms, log_std, first.kind, nets[0].activation_name)
 
     @torch.no_grad()
     def act(
@@ -113,13 +113,14 @@ class JointPolicy:
     @staticmethod
     def _forward(stack: _Stack, x: torch.Tensor) -> torch.Tensor:
         if stack.norm is not None:
-            weight, bias, eps = stack.norm
-            x = F.layer_norm(x, x.shape[-1:], eps=eps) * weight + bias
+            x = _layer_norm(x, stack.norm)
         activation = ACTIVATIONS[stack.activation]
         for k, (w, b) in enumerate(zip(stack.weights, stack.biases)):
             x = torch.baddbmm(b, x, w)
             if k < len(stack.weights) - 1:
                 x = activation(x)
+                if stack.hidden_norms is not None:
+                    x = _layer_norm(x, stack.hidden_norms[k])
         return x
 
     def _checked(self, arrays, name: str, sizes: list[int], dtype: torch.dtype) -> list[torch.Tensor]:
@@ -134,3 +135,13 @@ class JointPolicy:
                 raise ValueError(f"{name}[{i}] must have shape [B, {size}] with one B for all agents, got {tuple(t.shape)}")
             tensors.append(t)
         return tensors
+
+
+def _stack_norms(norms: list[torch.nn.LayerNorm]) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(weight, bias) [G, 1, size] and eps of a group's LayerNorms."""
+    return torch.stack([n.weight for n in norms]).unsqueeze(1), torch.stack([n.bias for n in norms]).unsqueeze(1), norms[0].eps
+
+
+def _layer_norm(x: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor, float]) -> torch.Tensor:
+    weight, bias, eps = norm
+    return F.layer_norm(x, x.shape[-1:], eps=eps) * weight + bias

@@ -77,6 +77,28 @@ def _load(path: pathlib.Path, base: Config, chain: tuple[pathlib.Path, ...]) -> 
     return merge(base, data, source=str(path))
 
 
+# Settings that do not change the numbers of a run: a resumed run may change them.
+PRESENTATION_KEYS = frozenset({"run.num_env_steps", "run.progress", "run.tensorboard", "run.log_dir", "run.run_name"})
+
+
+def run_defining_differences(a: dict, b: dict) -> list[str]:
+    """Sorted `section.key` names whose values differ between two config dicts (`Config.to_dict()`),
+    ignoring PRESENTATION_KEYS: two runs whose configs differ nowhere else compute the same numbers."""
+    keys = {f"{section}.{key}" for cfg in (a, b) for section, values in cfg.items() for key in values}
+    return sorted(
+        key for key in keys - PRESENTATION_KEYS
+        if _get(a, key) != _get(b, key)
+    )
+
+
+def _get(config: dict, key: str) -> object:
+    section, _, name = key.partition(".")
+    return config.get(section, {}).get(name, _MISSING)
+
+
+_MISSING = object()
+
+
 def dump(config: Config) -> str:
     """The config as YAML text that `load` reads back to an equal config."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
@@ -88,5 +110,6 @@ def save(config: Config, path: pathlib.Path) -> None:
 
 __all__ = [
     "SECTIONS", "AlgoConfig", "Config", "ConfigError", "EnvConfig", "ModelConfig", "RunConfig",
-    "builtin_names", "describe", "dump", "load", "merge", "resolve_path", "save", "tuned_name",
+    "PRESENTATION_KEYS", "builtin_names", "describe", "dump", "load", "merge", "resolve_path", "run_defining_differences",
+    "save", "tuned_name",
 ]

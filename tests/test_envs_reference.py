@@ -110,8 +110,8 @@ def reward_close(ours, ref):
 class Pair:
     """Env k of our batch and its reference, kept in the same physics state."""
 
-    def __init__(self, env, k, scenario, partition, agent_obsk):
-        self.env, self.k = env, k
+    def __init__(self, env, k, scenario, partition, agent_obsk, obs_mode="local"):
+        self.env, self.k, self.obs_mode = env, k, obs_mode
         self.ref = reference(scenario, partition, agent_obsk)
         self.ref.reset(seed=k)
         self.agents = self.ref.possible_agents
@@ -123,12 +123,20 @@ class Pair:
         return self.ref._get_obs()
 
     def assert_obs_equal(self, ref_obs, obs, state):
+        ref_state = self.ref.state().astype(np.float32)
         for i, agent in enumerate(self.agents):
-            np.testing.assert_array_equal(obs[i][self.k], ref_obs[agent].astype(np.float32), err_msg=agent)
-        np.testing.assert_array_equal(state[self.k], self.ref.state().astype(np.float32))
+            if self.obs_mode == "global":
+                # The paper's setting: the single-agent task's observation, then the one-hot id.
+                expected = np.concatenate([ref_state, np.eye(len(self.agents), dtype=np.float32)[i]])
+            else:
+                expected = ref_obs[agent].astype(np.float32)
+            np.testing.assert_array_equal(obs[i][self.k], expected, err_msg=agent)
+        np.testing.assert_array_equal(state[self.k], ref_state)
 
 
-def run_against_reference(scenario, partition, agent_obsk, steps, action_scale, max_episode_steps=None, launch=None):
+def run_against_reference(
+    scenario, partition, agent_obsk, steps, action_scale, max_episode_steps=None, launch=None, obs_mode="local"
+):
     """Compare `steps` steps; `launch` sets the first episode's upward root velocity (to
     make stable bodies leave their healthy height range)."""
     env = make(
@@ -139,6 +147,7 @@ def run_against_reference(scenario, partition, agent_obsk, steps, action_scale, 
         seed=3,
         agent_obsk=agent_obsk,
         max_episode_steps=max_episode_steps,
+        obs_mode=obs_mode,
     )
     obs, state, _ = env.reset()
     if launch is not None:
@@ -146,11 +155,14 @@ def run_against_reference(scenario, partition, agent_obsk, steps, action_scale, 
             qvel = env.get_qvel(k)
             qvel[2] = launch
             env.set_state(k, env.get_qpos(k), qvel)
-    pairs = [Pair(env, k, scenario, partition, agent_obsk) for k in range(NUM_ENVS)]
+    pairs = [Pair(env, k, scenario, partition, agent_obsk, obs_mode) for k in range(NUM_ENVS)]
     ref_obs = [p.sync() for p in pairs]
     assert env.agents == pairs[0].agents
     for i, agent in enumerate(env.agents):
-        assert env.obs_sizes[i] == pairs[0].ref.observation_space(agent).shape[0]
+        if obs_mode == "global":
+            assert env.obs_sizes[i] == pairs[0].ref.state().shape[0] + len(env.agents)
+        else:
+            assert env.obs_sizes[i] == pairs[0].ref.observation_space(agent).shape[0]
         assert env.action_sizes[i] == pairs[0].ref.action_space(agent).shape[0]
     rng = np.random.default_rng(0)
     ends = {"terminated": 0, "truncated": 0}
@@ -199,3 +211,14 @@ def test_time_limit_truncates_like_gymnasium():
     # HalfCheetah never terminates, so only the 1000-step TimeLimit ends its episodes.
     ends = run_against_reference("HalfCheetah", "6x1", 1, steps=1010, action_scale=1.0)
     assert ends == {"terminated": 0, "truncated": NUM_ENVS}
+
+
+@pytest.mark.parametrize(
+    "scenario,partition",
+    [("HalfCheetah", "2x3"), ("HalfCheetah", "6x1"), ("Ant", "4x2"), ("Walker2d", "2x3"), ("Walker2d", "6x1"),
+     ("Hopper", "3x1"), ("Humanoid", "17x1")],
+)
+def test_global_observation_is_the_reference_state_plus_the_agent_id(scenario, partition):
+    ends = run_against_reference(scenario, partition, 1, steps=150, action_scale=1.5, obs_mode="global")
+    if scenario not in NEVER_TERMINATE:
+        assert ends["terminated"] >= 1

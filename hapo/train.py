@@ -23,8 +23,10 @@ import numpy as np
 import torch
 
 import hapo
+from hapo import checkpoint as checkpoint_lib
 from hapo import config as config_lib
 from hapo.algos import ALGORITHMS, ActorUpdate, AgentData, CriticUpdate, sequential_update
+from hapo.checkpoint import CheckpointError
 from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
 from hapo.envs import toy
@@ -80,8 +82,8 @@ class Trainer:
                 f"env.num_envs * algo.rollout_length = {self.batch_size}"
             )
 
-        self.actors = self._build_actors()
-        distinct = list({id(a): a for a in self.actors}.values())
+        self.actors = build_actors(env.obs_sizes, env.action_sizes, env.action_kind, cfg)
+        distinct = _distinct(self.actors)
         update_cls = ALGORITHMS[cfg.algo.name]
         by_actor: dict[int, ActorUpdate] = {id(a): update_cls(a, cfg.algo) for a in distinct}
         self.distinct_actors = distinct
@@ -108,21 +110,6 @@ class Trainer:
         self.history: list[dict[str, float | int | None]] = []
         self._logger: RunLogger | None = None
         self._resumed_at: tuple[int, int] | None = None
-
-    # -- construction ----------------------------------------------------------------
-    def _build_actors(self) -> list[Actor]:
-        env, cfg = self.env, self.config
-        shared: dict[tuple[int, int], Actor] = {}
-        actors = []
-        for obs_size, action_size in zip(env.obs_sizes, env.action_sizes):
-            key = (obs_size, action_size)
-            if cfg.algo.share_param and key in shared:
-                actors.append(shared[key])
-                continue
-            actor = Actor(obs_size, action_size, env.action_kind, cfg.model)
-            shared.setdefault(key, actor)
-            actors.append(actor)
-        return actors
 
     # -- public API ------------------------------------------------------------------
     def policy(self) -> JointPolicy:
@@ -305,12 +292,20 @@ class Trainer:
         self._logger.write(row, timing)
 
     def save_checkpoint(self) -> pathlib.Path:
-        """Write everything needed to continue exactly to run_dir/checkpoint.pt."""
+        """Write everything needed to continue exactly to run_dir/checkpoint.pt (atomically)."""
         assert self.run_dir is not None
+        to_plain = checkpoint_lib.to_plain
+        env = self.env
         checkpoint = {
-            "format": 1,
+            "format": checkpoint_lib.FORMAT,
             "hapo_version": hapo.__version__,
             "config": self.config.to_dict(),
+            # What load_policy needs to rebuild the actors without making an env.
+            "spaces": {
+                "obs_sizes": [int(n) for n in env.obs_sizes],
+                "action_sizes": [int(n) for n in env.action_sizes],
+                "action_kind": env.action_kind,
+            },
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "actors": [a.state_dict() for a in self.distinct_actors],
@@ -319,63 +314,69 @@ class Trainer:
             "critic_update": self.critic_update.state_dict(),
             "normalizer": None if self.normalizer is None else self.normalizer.state_dict(),
             "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
+                "python": checkpoint_lib.python_rng_state(),
+                "numpy": checkpoint_lib.numpy_rng_state(),
                 "torch": torch.get_rng_state(),
                 "sample": self.sample_generator.get_state(),
                 "minibatch": self.minibatch_generator.get_state(),
-                "permutation": self.permutation_rng.bit_generator.state,
+                "permutation": to_plain(self.permutation_rng.bit_generator.state, "permutation rng"),
             },
-            "env": self.env.snapshot(),
-            "eval_env": None if self.eval_env is None else self.eval_env.snapshot(),
+            "env": to_plain(env.snapshot(), "env snapshot"),
+            "eval_env": None if self.eval_env is None else to_plain(self.eval_env.snapshot(), "eval env snapshot"),
             "current": self.storage.current(),
             "episodes": {
-                "return": self.episode_return.copy(),
-                "length": self.episode_length.copy(),
+                "return": to_plain(self.episode_return),
+                "length": to_plain(self.episode_length),
                 "recent_returns": list(self.recent_returns),
                 "recent_lengths": list(self.recent_lengths),
             },
         }
-        path = self.run_dir / CHECKPOINT_FILE
-        partial = path.with_suffix(".pt.partial")
-        torch.save(checkpoint, partial)
-        partial.replace(path)
-        return path
+        return checkpoint_lib.write(self.run_dir / CHECKPOINT_FILE, checkpoint)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore a checkpoint written by `save_checkpoint` of a run with the same config.
 
-        The file is unpickled: load only checkpoints you trust.
+        The file is read with `torch.load(weights_only=True)`: no code runs. A file that is
+        not such a checkpoint raises `CheckpointError` (a ValueError) naming it and the
+        problem; if that happens after restoring has begun, make a new Trainer.
         """
-        checkpoint = torch.load(path, weights_only=False)
-        differences = _run_defining(checkpoint["config"]) ^ _run_defining(self.config.to_dict())
-        if differences:
-            keys = sorted({key for key, _ in differences})
-            raise ValueError(f"checkpoint {path} was written with another config: {', '.join(keys)} differ")
-        for actor, state in zip(self.distinct_actors, checkpoint["actors"], strict=True):
-            actor.load_state_dict(state)
-        for actor, state in zip(self.distinct_actors, checkpoint["updaters"], strict=True):
-            self.updaters[self.actors.index(actor)].load_state_dict(state)
-        self.critic.load_state_dict(checkpoint["critic"])
-        self.critic_update.load_state_dict(checkpoint["critic_update"])
-        if self.normalizer is not None:
-            self.normalizer.load_state_dict(checkpoint["normalizer"])
-        rng = checkpoint["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-        self.sample_generator.set_state(rng["sample"])
-        self.minibatch_generator.set_state(rng["minibatch"])
-        self.permutation_rng.bit_generator.state = rng["permutation"]
-        self.env.restore(checkpoint["env"])
-        if self.eval_env is not None:
-            self.eval_env.restore(checkpoint["eval_env"])
-        self.storage.load_current(checkpoint["current"])
-        episodes = checkpoint["episodes"]
-        self.episode_return[:] = episodes["return"]
-        self.episode_length[:] = episodes["length"]
-        self.recent_returns.extend(episodes["recent_returns"])
-        self.recent_lengths.extend(episodes["recent_lengths"])
+        checkpoint = checkpoint_lib.read(path)
+        _check_checkpoint_config(checkpoint, self.config, path)
+        self._restore(checkpoint, path)
+
+    def _restore(self, checkpoint: dict, path: str | os.PathLike) -> None:
+        env = self.env
+        spaces = {"obs_sizes": list(env.obs_sizes), "action_sizes": list(env.action_sizes), "action_kind": env.action_kind}
+        if checkpoint["spaces"] != spaces:
+            raise CheckpointError(f"checkpoint {path} is of agents {checkpoint['spaces']}, this run's env has {spaces}")
+        from_plain = checkpoint_lib.from_plain
+        with checkpoint_lib.restoring(path, "the networks and optimisers"):
+            _load_actors(self.distinct_actors, checkpoint["actors"])
+            for actor, state in zip(self.distinct_actors, checkpoint["updaters"], strict=True):
+                self.updaters[self.actors.index(actor)].load_state_dict(state)
+            self.critic.load_state_dict(checkpoint["critic"])
+            self.critic_update.load_state_dict(checkpoint["critic_update"])
+            if self.normalizer is not None:
+                self.normalizer.load_state_dict(checkpoint["normalizer"])
+        with checkpoint_lib.restoring(path, "the random number generators"):
+            rng = checkpoint["rng"]
+            checkpoint_lib.set_python_rng_state(rng["python"])
+            checkpoint_lib.set_numpy_rng_state(rng["numpy"])
+            torch.set_rng_state(rng["torch"])
+            self.sample_generator.set_state(rng["sample"])
+            self.minibatch_generator.set_state(rng["minibatch"])
+            self.permutation_rng.bit_generator.state = from_plain(rng["permutation"])
+        with checkpoint_lib.restoring(path, "the environments' snapshot"):
+            env.restore(from_plain(checkpoint["env"]))
+            if self.eval_env is not None:
+                self.eval_env.restore(from_plain(checkpoint["eval_env"]))
+            self.storage.load_current(checkpoint["current"])
+        with checkpoint_lib.restoring(path, "the episode counters"):
+            episodes = checkpoint["episodes"]
+            self.episode_return[:] = from_plain(episodes["return"])
+            self.episode_length[:] = from_plain(episodes["length"])
+            self.recent_returns.extend(episodes["recent_returns"])
+            self.recent_lengths.extend(episodes["recent_lengths"])
         self.iteration = checkpoint["iteration"]
         self.env_steps = checkpoint["env_steps"]
         self.joint_policy.refresh()
@@ -383,19 +384,81 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, num_env_steps: int | None = None, progress: bool | None = None) -> Trainer:
-        """A trainer continuing the run in `run_dir` from its checkpoint (optionally to a new length)."""
+        """A trainer continuing the run in `run_dir` from its checkpoint (optionally to a new length).
+
+        The checkpoint is read and checked against the run's config.yaml before anything is
+        built; a bad one raises `CheckpointError` and leaves the run folder untouched.
+        """
         run_dir = pathlib.Path(run_dir)
-        for name in (CONFIG_FILE, CHECKPOINT_FILE):
-            if not (run_dir / name).is_file():
-                raise FileNotFoundError(f"cannot resume {run_dir}: it has no {name}")
-        config = config_lib.load(str(run_dir / CONFIG_FILE))
+        config, checkpoint = _read_run(run_dir)
         trainer = cls(config, run_dir)
-        trainer.load_checkpoint(run_dir / CHECKPOINT_FILE)
+        trainer._restore(checkpoint, run_dir / CHECKPOINT_FILE)
         changes = [] if num_env_steps is None else [f"run.num_env_steps={num_env_steps}"]
         changes += [] if progress is None else [f"run.progress={progress}"]
         trainer.config = config.with_overrides(changes)
         trainer.total_iterations = trainer.config.run.num_env_steps // trainer.batch_size
         return trainer
+
+
+def load_policy(run_dir: str | os.PathLike) -> tuple[Config, JointPolicy]:
+    """The config and the agents' policies at the checkpoint of the run in `run_dir`, to act with.
+
+    Reads only config.yaml and checkpoint.pt (with `weights_only=True`): no environment is
+    built, since the checkpoint records the agents' observation and action sizes. Raises
+    FileNotFoundError for a folder without them, CheckpointError (a ValueError) for a bad
+    or mismatched checkpoint.
+    """
+    run_dir = pathlib.Path(run_dir)
+    config, checkpoint = _read_run(run_dir)
+    path = run_dir / CHECKPOINT_FILE
+    spaces = checkpoint["spaces"]
+    with checkpoint_lib.restoring(path, "the actors"):
+        actors = build_actors(spaces["obs_sizes"], spaces["action_sizes"], spaces["action_kind"], config)
+        _load_actors(_distinct(actors), checkpoint["actors"])
+    return config, JointPolicy(actors)
+
+
+def build_actors(obs_sizes, action_sizes, action_kind: str, config: Config) -> list[Actor]:
+    """One actor per agent; with algo.share_param, agents of equal sizes get the same actor object."""
+    shared: dict[tuple[int, int], Actor] = {}
+    actors = []
+    for obs_size, action_size in zip(obs_sizes, action_sizes, strict=True):
+        key = (obs_size, action_size)
+        if config.algo.share_param and key in shared:
+            actors.append(shared[key])
+            continue
+        actor = Actor(obs_size, action_size, action_kind, config.model)
+        shared.setdefault(key, actor)
+        actors.append(actor)
+    return actors
+
+
+def _distinct(actors: list[Actor]) -> list[Actor]:
+    """The actor objects in order of first appearance: the order of a checkpoint's "actors"."""
+    return list({id(a): a for a in actors}.values())
+
+
+def _load_actors(actors: list[Actor], states: list[dict]) -> None:
+    for actor, state in zip(actors, states, strict=True):
+        actor.load_state_dict(state)
+
+
+def _read_run(run_dir: pathlib.Path) -> tuple[Config, dict]:
+    """The config.yaml and the checked checkpoint of a run folder."""
+    for name in (CONFIG_FILE, CHECKPOINT_FILE):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"run folder {run_dir} has no {name}: not a run, or stopped before its first checkpoint")
+    config = config_lib.load(str(run_dir / CONFIG_FILE))
+    checkpoint = checkpoint_lib.read(run_dir / CHECKPOINT_FILE)
+    _check_checkpoint_config(checkpoint, config, run_dir / CHECKPOINT_FILE)
+    return config, checkpoint
+
+
+def _check_checkpoint_config(checkpoint: dict, config: Config, path: str | os.PathLike) -> None:
+    differences = _run_defining(checkpoint["config"]) ^ _run_defining(config.to_dict())
+    if differences:
+        keys = sorted({key for key, _ in differences})
+        raise CheckpointError(f"checkpoint {path} was written with another config: {', '.join(keys)} differ")
 
 
 # Settings that do not change the numbers of a run: a resumed run may change them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import os
 import pathlib
 import sys
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (run.progress=false)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.add_argument("--list-envs", action="store_true", help="print every environment and partition, then exit")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error instead of a one-line message")
     return parser
 
 
@@ -79,13 +81,32 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def new_run_dir(config: Config) -> pathlib.Path:
+    """The folder of a new run, checked (not yet made): no existing run in it, and makeable."""
     from hapo.train import run_name
 
     name = config.run.run_name or f"{run_name(config)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     run_dir = pathlib.Path(config.run.log_dir) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(run_dir.iterdir()):
         raise ConfigError(f"run folder {run_dir} already holds a run: continue it with --resume {run_dir}, or choose another run.run_name")
+    # The nearest folder that exists must be a writable folder, or the first iteration's outputs fail.
+    existing = next((folder for folder in (run_dir, *run_dir.parents) if folder.exists()), pathlib.Path.cwd())
+    if not existing.is_dir():
+        raise ConfigError(f"run folder {run_dir} cannot be made: {existing} is a file (run.log_dir must be a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"run folder {run_dir} cannot be made: {existing} is not writable")
     return run_dir
+
+
+def check_resumable(run_dir: pathlib.Path) -> None:
+    """A folder that --resume can continue: a writable folder (its checkpoint is checked when read)."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"cannot resume {run_dir}: {'it is not a folder' if run_dir.exists() else 'no such folder'}")
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot resume {run_dir}: the folder is not writable (its metrics and checkpoint are updated)")
+
+
+# Errors of input, files and checkpoints: one line and exit code 2 (a traceback with --debug).
+USER_ERRORS = (ValueError, OSError)  # ConfigError and CheckpointError are ValueErrors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,27 +118,20 @@ def main(argv: list[str] | None = None) -> int:
         print_task_table()
         return 0
     _setup_logging()
-    from hapo.train import Trainer
-
+    trainer = None
     try:
-        if args.resume is not None:
-            changed = [f"--{flag.replace('_', '-')}" for flag in (*FLAG_KEYS, "config") if flag != "num_env_steps" and getattr(args, flag) is not None]
-            if changed or args.overrides:
-                parser.error(f"--resume continues a run with its own config: drop {', '.join(changed + ['--set'] * bool(args.overrides))}")
-            steps = None if args.num_env_steps is None else config_lib.Config().with_overrides([f"run.num_env_steps={args.num_env_steps}"]).run.num_env_steps
-            trainer = Trainer.resume(args.resume, num_env_steps=steps, progress=not args.no_progress)
-            log.info("resuming %s at iteration %d (%d env steps)", args.resume, trainer.iteration, trainer.env_steps)
-        else:
-            config = resolve_config(args)
-            if args.print_config:
-                sys.stdout.write(config_lib.dump(config))
-                return 0
-            run_dir = new_run_dir(config)
-            trainer = Trainer(config, run_dir)
-            log.info("run folder: %s", run_dir)
-    except (ConfigError, FileNotFoundError) as err:
-        parser.error(str(err))
-    trainer.train()
+        trainer = _start(parser, args)
+        if trainer is None:
+            return 0
+        trainer.train()
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        _exit_with_error(parser, " ".join(str(err).split()) or type(err).__name__)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        _exit_with_error(parser, _interrupted(trainer), code=130)
     final = trainer.history[-1] if trainer.history else None
     if final is not None:
         log.info(
@@ -125,6 +139,47 @@ def main(argv: list[str] | None = None) -> int:
             trainer.env_steps, _fmt(final["train_return"]), _fmt(final["eval_return"]), trainer.run_dir,
         )
     return 0
+
+
+def _start(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The trainer of a new or resumed run, everything checked; None after --print-config."""
+    from hapo.train import Trainer
+
+    if args.resume is not None:
+        changed = [f"--{flag.replace('_', '-')}" for flag in (*FLAG_KEYS, "config") if flag != "num_env_steps" and getattr(args, flag) is not None]
+        if changed or args.overrides:
+            parser.error(f"--resume continues a run with its own config: drop {', '.join(changed + ['--set'] * bool(args.overrides))}")
+        steps = None if args.num_env_steps is None else config_lib.Config().with_overrides([f"run.num_env_steps={args.num_env_steps}"]).run.num_env_steps
+        run_dir = pathlib.Path(args.resume)
+        check_resumable(run_dir)
+        trainer = Trainer.resume(run_dir, num_env_steps=steps, progress=not args.no_progress)
+        log.info("resuming %s at iteration %d (%d env steps)", run_dir, trainer.iteration, trainer.env_steps)
+        return trainer
+    config = resolve_config(args)
+    if args.print_config:
+        sys.stdout.write(config_lib.dump(config))
+        return None
+    run_dir = new_run_dir(config)
+    trainer = Trainer(config, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info("run folder: %s", run_dir)
+    return trainer
+
+
+def _interrupted(trainer) -> str:
+    from hapo.train import CHECKPOINT_FILE
+
+    if trainer is None:
+        return "interrupted"
+    message = f"interrupted at iteration {trainer.iteration}"
+    if (trainer.run_dir / CHECKPOINT_FILE).is_file():
+        message += f"; continue from its last checkpoint with hapo-train --resume {trainer.run_dir}"
+    return message
+
+
+def _exit_with_error(parser: argparse.ArgumentParser, message: str, code: int = 2) -> None:
+    sys.stderr.write(f"{parser.prog}: error: {message}\n")
+    raise SystemExit(code)
 
 
 def _fmt(value: float | None) -> str:

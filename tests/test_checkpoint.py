@@ -13,6 +13,7 @@ from hapo import checkpoint as checkpoint_lib
 from hapo import config
 from hapo import train as train_module
 from hapo.checkpoint import FORMAT, CheckpointError
+from hapo.cli import main
 from hapo.logger import METRICS_FILE, read_csv
 from hapo.train import CHECKPOINT_FILE, Trainer, load_policy
 
@@ -186,7 +187,7 @@ BAD_CHECKPOINTS = {
 
 
 @pytest.mark.parametrize("kind", BAD_CHECKPOINTS)
-def test_a_bad_checkpoint_is_one_clear_error_and_the_run_stays_untouched(finished_run, tmp_path, kind):
+def test_a_bad_checkpoint_is_one_clear_error_and_the_run_stays_untouched(finished_run, tmp_path, kind, capsys):
     damage, problem = BAD_CHECKPOINTS[kind]
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
@@ -196,6 +197,12 @@ def test_a_bad_checkpoint_is_one_clear_error_and_the_run_stays_untouched(finishe
 
     with pytest.raises(CheckpointError, match=message):
         Trainer.resume(run)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--resume", str(run), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and re.search("^hapo-train: error: checkpoint " + message, err.splitlines()[-1])
     assert {p.name: p.read_bytes() for p in run.iterdir()} == files
 
 

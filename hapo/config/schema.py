@@ -35,7 +35,12 @@ POSITIVE = (lambda v: v > 0, "> 0")
 NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
 OPEN_UNIT = (lambda v: 0 < v < 1, "in (0, 1)")
-POSITIVE_LIST = (lambda v: len(v) > 0 and all(x > 0 for x in v), "a non-empty list of positive ints")
+POSITIVE_LIST = (lambda v: len(v) > 0 and all(0 < x < 2**31 for x in v), "a non-empty list of positive ints below 2**31")
+# Integer bounds: counts go to C++ and torch as 32-bit ints; numpy's global seed takes 32 bits.
+COUNT = (lambda v: 0 < v < 2**31, "in [1, 2**31)")
+COUNT_OR_ZERO = (lambda v: 0 <= v < 2**31, "in [0, 2**31)")
+SEED = (lambda v: 0 <= v < 2**32, "in [0, 2**32)")
+STEPS = (lambda v: 0 < v < 2**63, "in [1, 2**63)")
 
 
 def one_of(*choices: str):
@@ -49,10 +54,10 @@ class EnvConfig:
     scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...) or a toy scenario (ToyReach, ToySplit, ToySplitMasked).")
     agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
     obs_mode: str = _opt("local", "What an agent observes: 'local' (MaMuJoCo's partial view, joints up to agent_obsk hops away) or 'global' (the single-agent task's full observation plus a one-hot agent id: the paper's setting).", one_of("local", "global"))
-    agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away (obs_mode local).", NON_NEGATIVE)
+    agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away (obs_mode local).", COUNT_OR_ZERO)
     clip_actions: bool = _opt(True, "Clamp Gaussian actions to the action range before the env (true), or send the raw sample, which the control cost sees and MuJoCo clamps (false: the authors' code).")
-    num_envs: int = _opt(20, "Parallel training environments.", POSITIVE)
-    num_threads: int = _opt(2, "Threads of the C++ environment pool (results do not depend on it).", POSITIVE)
+    num_envs: int = _opt(20, "Parallel training environments.", COUNT)
+    num_threads: int = _opt(2, "Threads of the C++ environment pool (results do not depend on it).", COUNT)
 
 
 @dataclass
@@ -60,9 +65,9 @@ class AlgoConfig:
     """The learning algorithm and its hyperparameters."""
 
     name: str = _opt("happo", "Per-agent update: one of the registered algorithms (hapo.algos.ALGORITHMS): happo, hatrpo.")
-    rollout_length: int = _opt(200, "Environment steps per environment per iteration (batch = num_envs * rollout_length).", POSITIVE)
-    ppo_epochs: int = _opt(5, "Passes over the batch per agent update.", POSITIVE)
-    num_minibatches: int = _opt(1, "Minibatches per epoch of an agent update.", POSITIVE)
+    rollout_length: int = _opt(200, "Environment steps per environment per iteration (batch = num_envs * rollout_length).", COUNT)
+    ppo_epochs: int = _opt(5, "Passes over the batch per agent update.", COUNT)
+    num_minibatches: int = _opt(1, "Minibatches per epoch of an agent update.", COUNT)
     clip: float = _opt(0.2, "PPO clip range epsilon of the ratio (also clips the value loss when value_clip).", POSITIVE)
     entropy_coef: float = _opt(0.0, "Weight of the entropy bonus in the actor loss.", NON_NEGATIVE)
     actor_lr: float = _opt(5e-4, "Adam learning rate of every actor.", POSITIVE)
@@ -72,8 +77,8 @@ class AlgoConfig:
     max_grad_norm: float = _opt(10.0, "Gradient-norm clip of actors and critic.", POSITIVE)
     gamma: float = _opt(0.99, "Discount factor.", UNIT)
     gae_lambda: float = _opt(0.95, "GAE lambda.", UNIT)
-    critic_epochs: int = _opt(5, "Passes over the batch per critic update.", POSITIVE)
-    critic_num_minibatches: int = _opt(1, "Minibatches per critic epoch.", POSITIVE)
+    critic_epochs: int = _opt(5, "Passes over the batch per critic update.", COUNT)
+    critic_num_minibatches: int = _opt(1, "Minibatches per critic epoch.", COUNT)
     huber_delta: float = _opt(10.0, "Huber loss threshold of the value loss.", POSITIVE)
     value_clip: bool = _opt(True, "Clip the value update around the old values by `clip`, as in MAPPO/HARL.")
     value_normalizer: bool = _opt(True, "Regress the critic on returns normalised by a running mean/std.")
@@ -81,11 +86,11 @@ class AlgoConfig:
     fixed_order: bool = _opt(False, "Update agents in index order every iteration instead of a random permutation.")
     share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (an ablation).")
     kl_threshold: float = _opt(0.01, "HATRPO: trust-region size delta, the bound on an agent's mean KL(old || new) per step.", POSITIVE)
-    cg_iterations: int = _opt(10, "HATRPO: most conjugate-gradient iterations for the natural-gradient direction.", POSITIVE)
+    cg_iterations: int = _opt(10, "HATRPO: most conjugate-gradient iterations for the natural-gradient direction.", COUNT)
     cg_damping: float = _opt(0.1, "HATRPO: damping added to the Fisher matrix (F + damping I) in conjugate gradient.", NON_NEGATIVE)
     cg_tolerance: float = _opt(1e-10, "HATRPO: conjugate gradient stops once the residual norm is at most this.", NON_NEGATIVE)
     backtrack_coeff: float = _opt(0.8, "HATRPO: line-search factor; try the full step times backtrack_coeff^k, k = 0, 1, ...", OPEN_UNIT)
-    ls_steps: int = _opt(10, "HATRPO: line-search candidates tried before the step is rejected (parameters kept).", POSITIVE)
+    ls_steps: int = _opt(10, "HATRPO: line-search candidates tried before the step is rejected (parameters kept).", COUNT)
     accept_ratio: float = _opt(0.5, "HATRPO: accept a step whose surrogate gain is at least this fraction of the linear prediction g . step.", UNIT)
 
 
@@ -105,16 +110,16 @@ class ModelConfig:
 class RunConfig:
     """Seeding, length, evaluation, logging and checkpoints of a run."""
 
-    seed: int = _opt(1, "Seed of everything: environments, networks, sampling, agent order.", NON_NEGATIVE)
-    num_env_steps: int = _opt(10_000_000, "Total environment steps (steps of one environment, summed over environments).", POSITIVE)
-    eval_interval: int = _opt(25, "Evaluate every this many iterations, and after the last (0: never).", NON_NEGATIVE)
-    eval_episodes: int = _opt(10, "Deterministic episodes per evaluation.", POSITIVE)
-    eval_num_envs: int = _opt(10, "Parallel evaluation environments (a separate instance).", POSITIVE)
-    checkpoint_interval: int = _opt(50, "Save a checkpoint every this many iterations, and after the last (0: only after the last).", NON_NEGATIVE)
+    seed: int = _opt(1, "Seed of everything: environments, networks, sampling, agent order.", SEED)
+    num_env_steps: int = _opt(10_000_000, "Total environment steps (steps of one environment, summed over environments).", STEPS)
+    eval_interval: int = _opt(25, "Evaluate every this many iterations, and after the last (0: never).", COUNT_OR_ZERO)
+    eval_episodes: int = _opt(10, "Deterministic episodes per evaluation.", COUNT)
+    eval_num_envs: int = _opt(10, "Parallel evaluation environments (a separate instance).", COUNT)
+    checkpoint_interval: int = _opt(50, "Save a checkpoint every this many iterations, and after the last (0: only after the last).", COUNT_OR_ZERO)
     log_dir: str = _opt("runs", "Parent folder of run folders.")
     run_name: str = _opt("", "Run folder name under log_dir (empty: scenario-agent_conf-algo-seed).")
-    torch_threads: int = _opt(1, "torch.set_num_threads while collecting and evaluating (results are reproducible for fixed thread counts).", POSITIVE)
-    update_torch_threads: int = _opt(2, "torch.set_num_threads during the update, whose batches are large enough to gain from more threads (the env threads are idle then).", POSITIVE)
+    torch_threads: int = _opt(1, "torch.set_num_threads while collecting and evaluating (results are reproducible for fixed thread counts).", COUNT)
+    update_torch_threads: int = _opt(2, "torch.set_num_threads during the update, whose batches are large enough to gain from more threads (the env threads are idle then).", COUNT)
     progress: bool = _opt(True, "Show a progress bar.")
     tensorboard: bool = _opt(True, "Write TensorBoard scalars beside the CSV.")
 

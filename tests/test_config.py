@@ -100,3 +100,8 @@ def test_cli_scenario_flags_pick_the_tuned_config(capsys):
 def test_default_job_is_a_builtin_config():
     assert DEFAULT_CONFIG in config.builtin_names()
     config.load("quickstart_halfcheetah_6x1")
+
+
+def test_integers_too_large_for_a_float_get_the_range_error():
+    with pytest.raises(ConfigError, match=r"env.num_envs must be in \[1, 2\*\*31\)"):
+        Config().with_overrides(["env.num_envs=1" + "0" * 400])

@@ -204,7 +204,7 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
         raise ConfigError(f"{key} must be a bool (true or false), got {value!r}")
     if kind is int:
         number = _number(key, value, "an int")
-        if not float(number).is_integer():
+        if isinstance(number, float) and not number.is_integer():
             raise ConfigError(f"{key} must be an int, got {value!r}")
         return int(number)
     if kind is float:

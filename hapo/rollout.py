@@ -12,15 +12,18 @@ class RolloutStorage:
     Row t of `obs`, `state` and `masks` is what the agents saw before step t; row T is
     the observation after the last step, which `carry_over` moves to row 0 for the next
     iteration. `next_state[t]` is the state after step t, or the episode's final state
-    where it ended at step t (what the value bootstrap of step t needs).
+    where it ended at step t (what the value bootstrap of step t needs); with
+    `with_next_obs`, `next_obs[i][t]` is likewise agent i's observation after step t (for
+    critics on the agents' own observations), else `next_obs` is None.
     """
 
-    def __init__(self, env, rollout_length: int, with_masks: bool):
+    def __init__(self, env, rollout_length: int, with_masks: bool, with_next_obs: bool = False):
         T, N = rollout_length, env.num_envs
         self.T, self.N = T, N
         self.obs = [torch.zeros(T + 1, N, size) for size in env.obs_sizes]
         self.state = torch.zeros(T + 1, N, env.state_size)
         self.next_state = torch.zeros(T, N, env.state_size)
+        self.next_obs = [torch.zeros(T, N, size) for size in env.obs_sizes] if with_next_obs else None
         if env.action_kind == "continuous":
             self.actions = [torch.zeros(T, N, size) for size in env.action_sizes]
         else:
@@ -39,11 +42,15 @@ class RolloutStorage:
             for buffer, m in zip(self.masks, info["action_mask"]):
                 buffer[t].copy_(torch.from_numpy(m))
 
-    def write_step(self, t: int, reward, terminated, truncated, final_state) -> None:
+    def write_step(self, t: int, reward, terminated, truncated, info) -> None:
+        """Store step t's outcome; `info` of the step gives the final state (and observations)."""
         self.rewards[t].copy_(torch.from_numpy(reward))
         self.terminated[t].copy_(torch.from_numpy(terminated))
         self.truncated[t].copy_(torch.from_numpy(truncated))
-        self.next_state[t].copy_(torch.from_numpy(final_state))
+        self.next_state[t].copy_(torch.from_numpy(info["final_state"]))
+        if self.next_obs is not None:
+            for buffer, o in zip(self.next_obs, info["final_obs"]):
+                buffer[t].copy_(torch.from_numpy(o))
 
     def carry_over(self) -> None:
         for buffer in self.obs:

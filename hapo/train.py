@@ -1,4 +1,5 @@
-"""The training loop: collect a batch with all agents, GAE, critic update, sequential agent updates.
+"""The on-policy training loop: collect a batch with all agents, GAE, the agents' updates (by the
+algorithm's scheme: sequential with the compound factor, or simultaneous), the critics' update.
 
 Python API::
 
@@ -25,7 +26,7 @@ import torch
 import hapo
 from hapo import checkpoint as checkpoint_lib
 from hapo import config as config_lib
-from hapo.algos import ALGORITHMS, ActorUpdate, AgentData, CriticUpdate, sequential_update
+from hapo.algos import ALGORITHMS, ON_POLICY_SCHEMES, ActorUpdate, AgentData, Critics, CriticUpdate
 from hapo.checkpoint import CheckpointError
 from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
@@ -51,7 +52,10 @@ def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
 
 
 class Trainer:
-    """HAPPO-family training of one actor per agent and a centralised critic.
+    """On-policy training of one actor per agent (or shared actors) and the algorithm's critics.
+
+    The algorithm's entry in `hapo.algos.ALGORITHMS` gives the per-agent update, the scheme
+    that combines the agents' updates and the critic kind (one V(state), or V_i(o_i) per agent).
 
     Args:
       config: the resolved configuration.
@@ -84,13 +88,12 @@ class Trainer:
 
         self.actors = build_actors(env.obs_sizes, env.action_sizes, env.action_kind, cfg)
         distinct = _distinct(self.actors)
-        update_cls = ALGORITHMS[cfg.algo.name]
-        by_actor: dict[int, ActorUpdate] = {id(a): update_cls(a, cfg.algo) for a in distinct}
+        algorithm = ALGORITHMS[cfg.algo.name]
+        by_actor: dict[int, ActorUpdate] = {id(a): algorithm.actor_update(a, cfg.algo) for a in distinct}
         self.distinct_actors = distinct
         self.updaters = [by_actor[id(a)] for a in self.actors]
-        self.critic = Critic(env.state_size, cfg.model)
-        self.normalizer = ValueNormalizer() if cfg.algo.value_normalizer else None
-        self.critic_update = CriticUpdate(self.critic, self.normalizer, cfg.algo)
+        self.update_scheme = ON_POLICY_SCHEMES[algorithm.scheme]
+        self.critics = Critics(algorithm.critic, env.obs_sizes, env.state_size, cfg)
         self.joint_policy = JointPolicy(self.actors)
         if env.action_kind == "continuous":
             self._low = [torch.as_tensor(x) for x in env.action_low]
@@ -98,7 +101,9 @@ class Trainer:
 
         obs, state, info = env.reset()
         check_env_output(env, obs, state, info)
-        self.storage = RolloutStorage(env, cfg.algo.rollout_length, with_masks="action_mask" in info)
+        self.storage = RolloutStorage(
+            env, cfg.algo.rollout_length, with_masks="action_mask" in info, with_next_obs=self.critics.needs_next_obs,
+        )
         self.storage.write_observation(0, obs, state, info)
 
         self.iteration = 0
@@ -110,6 +115,24 @@ class Trainer:
         self.history: list[dict[str, float | int | None]] = []
         self._logger: RunLogger | None = None
         self._resumed_at: tuple[int, int] | None = None
+
+    # The one critic of an algorithm with a centralised critic (all critics: self.critics.heads).
+    @property
+    def critic(self) -> Critic:
+        return self._central_head().critic
+
+    @property
+    def critic_update(self) -> CriticUpdate:
+        return self._central_head().update
+
+    @property
+    def normalizer(self) -> ValueNormalizer | None:
+        return self._central_head().normalizer
+
+    def _central_head(self):
+        if len(self.critics.heads) != 1:
+            raise AttributeError(f"{self.config.algo.name} has {len(self.critics.heads)} critics, one per agent: see Trainer.critics.heads")
+        return self.critics.heads[0]
 
     # -- public API ------------------------------------------------------------------
     def policy(self) -> JointPolicy:
@@ -189,7 +212,7 @@ class Trainer:
             for buffer, a in zip(s.actions, actions):
                 buffer[t].copy_(a)
             obs, state, reward, terminated, truncated, info = env.step(self._env_actions(actions))
-            s.write_step(t, reward, terminated, truncated, info["final_state"])
+            s.write_step(t, reward, terminated, truncated, info)
             s.write_observation(t + 1, obs, state, info)
             self._track_episodes(reward, terminated | truncated)
 
@@ -214,24 +237,9 @@ class Trainer:
             fraction = 1.0 - self.iteration / self.total_iterations
             for updater in {id(u): u for u in self.updaters}.values():
                 updater.scale_learning_rate(fraction)
-            self.critic_update.scale_learning_rate(fraction)
+            self.critics.scale_learning_rate(fraction)
+        estimate = self.critics.estimate(s)
         T, N = s.T, s.N
-        states = s.state[:T].reshape(T * N, -1)
-        with torch.no_grad():
-            raw_values = self.critic(states)
-            next_values = self.critic(s.next_state.reshape(T * N, -1))
-            values = raw_values
-            if self.normalizer is not None:
-                values = self.normalizer.denormalize(raw_values)
-                next_values = self.normalizer.denormalize(next_values)
-        advantages, returns = hapo.gae(
-            s.rewards, values.reshape(T, N).contiguous(), next_values.reshape(T, N).contiguous(),
-            s.terminated, s.truncated, cfg.algo.gamma, cfg.algo.gae_lambda,
-        )
-        advantages = advantages.flatten()
-        if cfg.algo.advantage_norm:
-            advantages = (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-5)
-
         n = self.env.num_agents
         order = list(range(n)) if cfg.algo.fixed_order else [int(i) for i in self.permutation_rng.permutation(n)]
         data = [
@@ -242,15 +250,16 @@ class Trainer:
             )
             for i in range(n)
         ]
-        result = sequential_update(self.actors, self.updaters, data, advantages, order, self.minibatch_generator)
+        result = self.update_scheme(self.actors, self.updaters, data, estimate.advantages, order, self.minibatch_generator)
         self.joint_policy.refresh()
-        critic = self.critic_update.update(states, returns.flatten(), raw_values, self.minibatch_generator)
+        critic = self.critics.update(estimate, self.minibatch_generator)
         # Only now may row 0 take the last observation: the update above still needs row 0's own.
         s.carry_over()
 
         metrics = {f"actor/{key}": float(np.mean([m[key] for m in result.metrics])) for key in result.metrics[0]}
         metrics.update({f"critic/{key}": value for key, value in critic.items()})
-        # The last agent's factor is the product of all the others' ratios: the widest spread.
+        # The last agent's factor is the product of all the others' ratios: the widest spread
+        # (1 under the simultaneous scheme, where every factor is 1).
         last = result.factors[order[-1]]
         metrics.update({
             "factor/last_mean": last.mean().item(),
@@ -310,9 +319,7 @@ class Trainer:
             "env_steps": self.env_steps,
             "actors": [a.state_dict() for a in self.distinct_actors],
             "updaters": [self.updaters[self.actors.index(a)].state_dict() for a in self.distinct_actors],
-            "critic": self.critic.state_dict(),
-            "critic_update": self.critic_update.state_dict(),
-            "normalizer": None if self.normalizer is None else self.normalizer.state_dict(),
+            **self.critics.state_dict(),  # "critic", "critic_update", "normalizer"
             "rng": {
                 "python": checkpoint_lib.python_rng_state(),
                 "numpy": checkpoint_lib.numpy_rng_state(),
@@ -354,10 +361,7 @@ class Trainer:
             _load_actors(self.distinct_actors, checkpoint["actors"])
             for actor, state in zip(self.distinct_actors, checkpoint["updaters"], strict=True):
                 self.updaters[self.actors.index(actor)].load_state_dict(state)
-            self.critic.load_state_dict(checkpoint["critic"])
-            self.critic_update.load_state_dict(checkpoint["critic_update"])
-            if self.normalizer is not None:
-                self.normalizer.load_state_dict(checkpoint["normalizer"])
+            self.critics.load_state_dict(checkpoint)
         with checkpoint_lib.restoring(path, "the random number generators"):
             rng = checkpoint["rng"]
             checkpoint_lib.set_python_rng_state(rng["python"])

@@ -7,8 +7,6 @@ from hapo.cli import main
 from hapo.config import ConfigError
 from hapo.envs import toy
 from hapo.logger import METRICS_FILE, read_csv
-from hapo import train as train_module
-from hapo.algos import sequential_update
 from hapo.train import Trainer
 
 QUIET = ["run.progress=false", "run.tensorboard=false"]
@@ -148,7 +146,7 @@ def test_update_sees_the_observations_the_actions_were_sampled_from(monkeypatch)
     """Every row the update trains on, row 0 included, holds the observation the action was drawn from."""
     trainer = Trainer(config.load("toy_reach").with_overrides(QUIET + ["run.eval_interval=0"]))
     seen, updated = [], []
-    act = trainer.joint_policy.act
+    act, scheme = trainer.joint_policy.act, trainer.update_scheme
 
     def recording_act(obs, **kwargs):
         seen.append([o.clone() for o in obs])
@@ -156,10 +154,10 @@ def test_update_sees_the_observations_the_actions_were_sampled_from(monkeypatch)
 
     def recording_update(actors, updaters, data, *args):
         updated.append([d.obs.clone() for d in data])
-        return sequential_update(actors, updaters, data, *args)
+        return scheme(actors, updaters, data, *args)
 
     monkeypatch.setattr(trainer.joint_policy, "act", recording_act)
-    monkeypatch.setattr(train_module, "sequential_update", recording_update)
+    monkeypatch.setattr(trainer, "update_scheme", recording_update)
     T, N = trainer.storage.T, trainer.storage.N
     for iteration in range(3):
         trainer.iterate()

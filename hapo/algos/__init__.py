@@ -1,14 +1,16 @@
-"""Per-agent updates, one file per algorithm, behind `ActorUpdate`; the sequential loop they share."""
+"""Per-agent updates, one file per algorithm, behind `ActorUpdate`; the update schemes (sequential
+with the compound factor, simultaneous) and the critic kinds they combine with (`registry.py`)."""
 
-from hapo.algos.base import ActorUpdate, AgentBatch
-from hapo.algos.critic import CriticUpdate
+from hapo.algos.base import ActorUpdate, AgentBatch, AgentData, SchemeResult
+from hapo.algos.critic import CriticKind, Critics, CriticUpdate
 from hapo.algos.happo import HappoUpdate
 from hapo.algos.hatrpo import HatrpoUpdate
-from hapo.algos.sequential import AgentData, SequentialResult, sequential_update
-
-ALGORITHMS: dict[str, type[ActorUpdate]] = {"happo": HappoUpdate, "hatrpo": HatrpoUpdate}
+from hapo.algos.registry import ALGORITHMS, ON_POLICY_SCHEMES, Algorithm, Scheme
+from hapo.algos.sequential import sequential_update
+from hapo.algos.simultaneous import simultaneous_update
 
 __all__ = [
-    "ALGORITHMS", "ActorUpdate", "AgentBatch", "AgentData", "CriticUpdate", "HappoUpdate", "HatrpoUpdate",
-    "SequentialResult", "sequential_update",
+    "ALGORITHMS", "ON_POLICY_SCHEMES", "ActorUpdate", "AgentBatch", "AgentData", "Algorithm", "CriticKind", "CriticUpdate",
+    "Critics", "HappoUpdate", "HatrpoUpdate", "Scheme", "SchemeResult", "sequential_update",
+    "simultaneous_update",
 ]

@@ -1,9 +1,11 @@
-"""The interface shared by the per-agent updates (HAPPO, HATRPO, ...)."""
+"""The interface shared by the per-agent updates (HAPPO, HATRPO, HAA2C, ...) and by the update
+schemes that call them (`sequential.py`, `simultaneous.py`)."""
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +40,57 @@ class AgentBatch:
             self.obs[index], self.actions[index], mask, self.advantages[index],
             self.old_log_prob[index], self.old_params[index], self.factor[index],
         )
+
+
+@dataclass
+class AgentData:
+    """What one agent contributed to the batch: observations, its actions, its masks (B rows)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    action_mask: torch.Tensor | None
+
+
+@dataclass
+class SchemeResult:
+    """What an update scheme reports, per agent in agent index order."""
+
+    metrics: list[dict[str, float]]  # the metrics of the update that changed the agent's actor
+    factors: list[torch.Tensor]  # the factor M the agent was given [B]
+    final_factor: torch.Tensor  # the product of every agent's ratio: the joint policy's new/old ratio [B]
+
+
+@dataclass
+class OldPolicy:
+    """An agent's policy on its batch before its update."""
+
+    params: torch.Tensor  # distribution parameters [B, P] (`Actor.dist_params`)
+    log_prob: torch.Tensor  # log-probabilities of the agent's actions [B]
+
+
+def old_policy(actor: Actor, data: AgentData) -> OldPolicy:
+    with torch.no_grad():
+        params = actor.dist_params(data.obs, data.action_mask)
+        return OldPolicy(params, actor.log_prob_from_params(params, data.actions))
+
+
+def agent_batch(data: AgentData, advantages: torch.Tensor, old: OldPolicy, factor: torch.Tensor) -> AgentBatch:
+    return AgentBatch(data.obs, data.actions, data.action_mask, advantages, old.log_prob, old.params, factor)
+
+
+def new_ratio(actor: Actor, data: AgentData, old_log_prob: torch.Tensor) -> torch.Tensor:
+    """pi_new(a|o) / pi_old(a|o) [B] of an updated agent (a product over action dimensions)."""
+    with torch.no_grad():
+        return torch.exp(actor.log_prob(data.obs, data.actions, data.action_mask) - old_log_prob)
+
+
+def per_agent(advantages: Advantages, num_agents: int) -> list[torch.Tensor]:
+    """Advantages [B] for all agents (a centralised critic) or one tensor per agent, as a list per agent."""
+    if isinstance(advantages, torch.Tensor):
+        return [advantages] * num_agents
+    if len(advantages) != num_agents:
+        raise ValueError(f"advantages must be one tensor [B] or one per agent ({num_agents}), got {len(advantages)}")
+    return list(advantages)
 
 
 class ActorUpdate(ABC):
@@ -112,3 +165,56 @@ class OptimizerState:
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+class PolicyGradientUpdate(OptimizerState, ActorUpdate):
+    """Adam on -surrogate(r, M * A) - entropy_coef * entropy: `epochs` passes of `num_minibatches`
+    minibatches each, the gradient norm clipped to max_grad_norm. Subclasses give the surrogate."""
+
+    def __init__(self, actor: Actor, cfg: AlgoConfig):
+        super().__init__(actor, cfg)
+        self.base_lr = cfg.actor_lr
+        self.optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, eps=cfg.adam_eps)
+
+    @property
+    @abstractmethod
+    def epochs(self) -> int:
+        """Passes over the batch per update."""
+
+    @abstractmethod
+    def surrogate(self, ratio: torch.Tensor, weighted: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The mean surrogate to maximise, from the ratio [b] and M * A [b], and its diagnostics by name."""
+
+    def update(self, batch: AgentBatch, generator: torch.Generator) -> dict[str, float]:
+        cfg = self.cfg
+        weighted = batch.factor * batch.advantages
+        means = Means()
+        for _ in range(self.epochs):
+            for index in minibatches(len(batch), cfg.num_minibatches, generator):
+                mb = batch.rows(index)
+                params = self.actor.dist_params(mb.obs, mb.action_mask)
+                log_ratio = self.actor.log_prob_from_params(params, mb.actions) - mb.old_log_prob
+                ratio = log_ratio.exp()
+                surrogate, diagnostics = self.surrogate(ratio, weighted[index])
+                entropy = self.actor.entropy_from_params(params).mean()
+                loss = -surrogate - cfg.entropy_coef * entropy
+                grad_norm = clipped_step(self.optimizer, loss, self.actor.parameters(), cfg.max_grad_norm)
+                with torch.no_grad():
+                    means.add(
+                        policy_loss=-surrogate.item(),
+                        entropy=entropy.item(),
+                        # k3 estimator of KL(old || new): (r - 1) - log r, unbiased and >= 0.
+                        approx_kl=((ratio - 1) - log_ratio).mean().item(),
+                        **diagnostics,
+                        grad_norm=grad_norm,
+                    )
+        return means.result()
+
+
+# Advantages [B] of every agent (a centralised critic), or one tensor [B] per agent.
+Advantages = torch.Tensor | Sequence[torch.Tensor]
+# An update scheme (`sequential_update`, `simultaneous_update`): how one iteration's per-agent
+# updates combine, called as scheme(actors, updaters, data, advantages, order, generator).
+UpdateScheme = Callable[
+    [Sequence[Actor], Sequence[ActorUpdate], Sequence[AgentData], Advantages, Sequence[int], torch.Generator], SchemeResult,
+]

@@ -1,0 +1,43 @@
+"""The algorithms as combinations of pieces: a per-agent update, an update scheme and a critic kind.
+
+An entry says what an algorithm is, not how a training loop runs it: the on-policy loop
+(`hapo.train.Trainer`) maps `Scheme` to its scheme functions (`ON_POLICY_SCHEMES`) and
+`CriticKind` to its value functions (`hapo.algos.critic.Critics`); an off-policy loop can map
+the same two to its own (e.g. sequential updates where later agents see the earlier agents'
+new actions, or a centralised Q).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from hapo.algos.base import ActorUpdate, UpdateScheme
+from hapo.algos.critic import CriticKind
+from hapo.algos.happo import HappoUpdate
+from hapo.algos.hatrpo import HatrpoUpdate
+from hapo.algos.sequential import sequential_update
+from hapo.algos.simultaneous import simultaneous_update
+
+
+class Scheme(enum.Enum):
+    """How the agents' updates of one iteration relate to each other."""
+
+    SEQUENTIAL = "sequential"  # one by one in a random (or fixed) order, each weighted by the compound factor M
+    SIMULTANEOUS = "simultaneous"  # all from the same old joint policy, M = 1
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    actor_update: type[ActorUpdate]  # one instance per distinct actor
+    scheme: Scheme
+    critic: CriticKind
+    summary: str  # one line for --help
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "happo": Algorithm(HappoUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "clipped surrogate weighted by M"),
+    "hatrpo": Algorithm(HatrpoUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "one natural-gradient step in a KL trust region, weighted by M"),
+}
+
+ON_POLICY_SCHEMES: dict[Scheme, UpdateScheme] = {Scheme.SEQUENTIAL: sequential_update, Scheme.SIMULTANEOUS: simultaneous_update}

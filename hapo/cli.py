@@ -11,6 +11,7 @@ import sys
 
 import hapo
 from hapo import config as config_lib
+from hapo.algos import ALGORITHMS
 from hapo.config import Config, ConfigError
 
 log = logging.getLogger("hapo")
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hapo-train",
         description=(
             "Train cooperative heterogeneous agents with HAPPO or HATRPO (one actor per agent, "
-            "sequential updates weighted by the compound factor). With no flags, runs the built-in "
+            "sequential updates weighted by the compound factor), or a baseline (--algo). With no flags, runs the built-in "
             f"config {DEFAULT_CONFIG!r}. Settings come from the schema defaults, then --config (or "
             "the built-in config tuned for --scenario/--agent-conf and --algo, if there is one), "
             "then the flags below, then --set."
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hapo {hapo.__version__}")
     parser.add_argument("--config", metavar="NAME_OR_FILE", help=f"a YAML file, or a built-in config: {', '.join(config_lib.builtin_names())}")
-    parser.add_argument("--algo", help="per-agent update (algo.name): happo or hatrpo")
+    parser.add_argument("--algo", help="algo.name: " + "; ".join(f"{name} ({a.summary})" for name, a in ALGORITHMS.items()))
     parser.add_argument("--scenario", help="task (env.scenario), e.g. HalfCheetah or ToyReach")
     parser.add_argument("--agent-conf", dest="agent_conf", help="agent partition (env.agent_conf), e.g. 6x1")
     parser.add_argument("--seed", help="run.seed")

@@ -179,7 +179,7 @@ def test_builtin_paper_configs_hold_the_reference_values():
     shared, rows = _reference_rows()
     checked = 0
     for row in rows:
-        if row["algo"] not in ("happo", "hatrpo"):
+        if row["algo"] not in ("happo", "hatrpo", "mappo"):
             continue
         scenario, conf = row["task"].split()
         name = config_lib.tuned_name(scenario, conf, row["algo"])
@@ -193,7 +193,7 @@ def test_builtin_paper_configs_hold_the_reference_values():
             if value:
                 assert _get(cfg, ours) == read(value), f"{name}: {ours} is {_get(cfg, ours)!r}, the reference {key}={value}"
         checked += 1
-    assert checked == 11
+    assert checked == 17
 
 
 def test_config_base_chains_and_refuses_cycles(tmp_path):

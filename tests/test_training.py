@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from hapo import config
+from hapo.algos import ALGORITHMS
 from hapo.cli import main
 from hapo.config import ConfigError
 from hapo.envs import toy
@@ -16,15 +17,17 @@ def small_split(*overrides):
     return config.load("toy_split").with_overrides(QUIET + ["run.num_env_steps=2048", "run.eval_interval=2", "run.checkpoint_interval=4", *overrides])
 
 
+@pytest.mark.parametrize("algo", ["happo", "mappo"])
 @pytest.mark.parametrize("agents", ["2", "4"])
-def test_happo_solves_the_split_game_and_sharing_stays_at_the_bound(agents):
+def test_solves_the_split_game_and_sharing_stays_at_the_bound(agents, algo):
     """Separate actors reach the optimum 1; a shared actor cannot beat 2 / 2^n (Proposition 1)."""
-    separate = Trainer(config.load("toy_split").with_overrides(QUIET + [f"env.agent_conf={agents}", "run.num_env_steps=6144"]))
+    split = config.load("toy_split").with_overrides(QUIET + [f"algo.name={algo}", f"env.agent_conf={agents}"])
+    separate = Trainer(split.with_overrides(["run.num_env_steps=6144"]))
     separate.train()
     assert separate.evaluate(40) == 1.0
     assert separate.history[-1]["train_return"] > 0.9
 
-    shared = Trainer(config.load("toy_split").with_overrides(QUIET + [f"env.agent_conf={agents}", "algo.share_param=true", "run.num_env_steps=3072"]))
+    shared = Trainer(split.with_overrides(["algo.share_param=true", "run.num_env_steps=3072"]))
     assert len({id(a) for a in shared.actors}) == 1
     shared.train()
     assert shared.history[-1]["train_return"] < 2 / 2 ** int(agents) + 0.15
@@ -37,7 +40,11 @@ def test_happo_solves_the_split_game_with_action_masks():
     assert trainer.evaluate(40) == 1.0
 
 
-@pytest.mark.parametrize(("name", "overrides"), [("toy_reach", ["run.num_env_steps=20480"]), ("toy_reach_hatrpo", [])])
+@pytest.mark.parametrize(("name", "overrides"), [
+    pytest.param("toy_reach", ["run.num_env_steps=20480"], id="happo"),
+    pytest.param("toy_reach_hatrpo", [], id="hatrpo"),
+    pytest.param("toy_reach", ["algo.name=mappo", "run.num_env_steps=20480"], id="mappo"),
+])
 def test_solves_toy_reach(name, overrides):
     """Deterministic return closes most of the gap between doing nothing and the optimal controller."""
     trainer = Trainer(config.load(name).with_overrides(QUIET + overrides))
@@ -71,7 +78,7 @@ def test_truncated_steps_bootstrap_from_the_final_state():
     assert not torch.allclose(states[10], s.next_state[9])
 
 
-@pytest.mark.parametrize("algo", ["happo", "hatrpo"])
+@pytest.mark.parametrize("algo", list(ALGORITHMS))
 def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(tmp_path, algo):
     rows = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
@@ -82,10 +89,15 @@ def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(tmp_path,
     assert (tmp_path / "a" / METRICS_FILE).read_bytes() == (tmp_path / "b" / METRICS_FILE).read_bytes()
 
 
-@pytest.mark.parametrize("algo", ["happo", "hatrpo"])
-@pytest.mark.parametrize("scenario", ["toy_reach", "toy_split"])
-def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, scenario, algo):
-    cfg = config.load(scenario).with_overrides(QUIET + [f"algo.name={algo}", "run.eval_interval=2", "run.checkpoint_interval=3", "algo.rollout_length=16"])
+RESUMED = [
+    *[pytest.param(scenario, algo, [], id=f"{scenario}-{algo}") for algo in ALGORITHMS for scenario in ("toy_reach", "toy_split")],
+    pytest.param("toy_split", "mappo", ["algo.share_param=true"], id="toy_split-mappo-shared"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "algo", "extra"), RESUMED)
+def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, scenario, algo, extra):
+    cfg = config.load(scenario).with_overrides(QUIET + [f"algo.name={algo}", "run.eval_interval=2", "run.checkpoint_interval=3", "algo.rollout_length=16", *extra])
     steps = cfg.env.num_envs * cfg.algo.rollout_length
     full = cfg.with_overrides([f"run.num_env_steps={7 * steps}"])
     Trainer(full, tmp_path / "full").train()
@@ -171,7 +183,7 @@ def test_unknown_scenario_names_the_valid_ones():
         Trainer(config.load("halfcheetah_6x1").with_overrides(QUIET + ["env.scenario=Nope"]))
 
 
-@pytest.mark.parametrize("algo", ["happo", "hatrpo"])
+@pytest.mark.parametrize("algo", list(ALGORITHMS))
 def test_mujoco_iteration_gives_finite_metrics(algo):
     """One short iteration on HalfCheetah 2x3 through the C++ env, end to end."""
     cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [

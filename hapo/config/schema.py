@@ -64,9 +64,9 @@ class EnvConfig:
 class AlgoConfig:
     """The learning algorithm and its hyperparameters."""
 
-    name: str = _opt("happo", "Per-agent update: one of the registered algorithms (hapo.algos.ALGORITHMS): happo, hatrpo.")
+    name: str = _opt("happo", "Algorithm (hapo.algos.ALGORITHMS): happo, hatrpo (sequential updates weighted by the compound factor, one critic V(state)); mappo (simultaneous PPO updates, one critic V(state)).")
     rollout_length: int = _opt(200, "Environment steps per environment per iteration (batch = num_envs * rollout_length).", COUNT)
-    ppo_epochs: int = _opt(5, "Passes over the batch per agent update.", COUNT)
+    ppo_epochs: int = _opt(5, "Passes over the batch per agent update (HAPPO, MAPPO).", COUNT)
     num_minibatches: int = _opt(1, "Minibatches per epoch of an agent update.", COUNT)
     clip: float = _opt(0.2, "PPO clip range epsilon of the ratio (also clips the value loss when value_clip).", POSITIVE)
     entropy_coef: float = _opt(0.0, "Weight of the entropy bonus in the actor loss.", NON_NEGATIVE)
@@ -83,8 +83,8 @@ class AlgoConfig:
     value_clip: bool = _opt(True, "Clip the value update around the old values by `clip`, as in MAPPO/HARL.")
     value_normalizer: bool = _opt(True, "Regress the critic on returns normalised by a running mean/std.")
     advantage_norm: bool = _opt(True, "Normalise advantages over the batch to zero mean, unit std.")
-    fixed_order: bool = _opt(False, "Update agents in index order every iteration instead of a random permutation.")
-    share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (an ablation).")
+    fixed_order: bool = _opt(False, "Update agents in index order every iteration instead of a random permutation (simultaneous updates: it only orders the minibatch draws).")
+    share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (MAPPO's tuned configs; an ablation for the heterogeneous-agent algorithms). Simultaneous updates update a shared actor once, on all its agents' rows.")
     kl_threshold: float = _opt(0.01, "HATRPO: trust-region size delta, the bound on an agent's mean KL(old || new) per step.", POSITIVE)
     cg_iterations: int = _opt(10, "HATRPO: most conjugate-gradient iterations for the natural-gradient direction.", COUNT)
     cg_damping: float = _opt(0.1, "HATRPO: damping added to the Fisher matrix (F + damping I) in conjugate gradient.", NON_NEGATIVE)

@@ -1,0 +1,151 @@
+"""The defining detail of each baseline, on batches small enough to check exactly.
+
+MAPPO: simultaneous updates, M = 1 for every agent whatever the others did; a shared actor is
+one update on all its agents' rows (the paper's Eq. 5).
+References: log-probabilities from torch.distributions on the networks' raw outputs, gradients
+from autograd on the loss written out here.
+"""
+
+import copy
+
+import pytest
+import torch
+import yaml
+from torch.distributions import Normal
+
+from hapo import config
+from hapo.algos import ALGORITHMS, ON_POLICY_SCHEMES, ActorUpdate, AgentData, HappoUpdate, simultaneous_update
+from hapo.cli import main
+from hapo.config import AlgoConfig, ModelConfig
+from hapo.models import Actor
+
+TINY = ModelConfig(hidden_sizes=[8], layernorm="none", output_gain=1.0)
+B = 64
+
+
+def actor_and_data(obs_size, action_size, seed):
+    """A Gaussian actor and a batch of its own actions on random observations."""
+    torch.manual_seed(seed)
+    actor = Actor(obs_size, action_size, "continuous", TINY)
+    obs = torch.randn(B, obs_size)
+    with torch.no_grad():
+        actions = actor.distribution(obs).sample()
+    return actor, AgentData(obs, actions, None)
+
+
+def reference_log_prob(actor, obs, actions):
+    """log pi(a|o) [B] by torch.distributions on the actor's network output, differentiable."""
+    return Normal(actor.net(obs), actor.log_std.exp()).log_prob(actions).sum(-1)
+
+
+def recorded_gradients(updater):
+    """The gradients each optimiser step of `updater` applies (after clipping), in parameter order."""
+    steps = []
+    step = updater.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        steps.append([p.grad.clone() for p in updater.actor.parameters()])
+        return step(*args, **kwargs)
+
+    updater.optimizer.step = recording_step
+    return steps
+
+
+class Undone(ActorUpdate):
+    """Runs an update, drawing from the generator as it would, then puts the actor's old weights back."""
+
+    def __init__(self, inner):
+        super().__init__(inner.actor, inner.cfg)
+        self.inner = inner
+
+    def update(self, batch, generator):
+        before = copy.deepcopy(self.actor.state_dict())
+        metrics = self.inner.update(batch, generator)
+        self.actor.load_state_dict(before)
+        return metrics
+
+
+class Recording(ActorUpdate):
+    """Records the factor it is given, then runs the update."""
+
+    def __init__(self, inner, factors):
+        super().__init__(inner.actor, inner.cfg)
+        self.inner, self.factors = inner, factors
+
+    def update(self, batch, generator):
+        self.factors.append(batch.factor.clone())
+        return self.inner.update(batch, generator)
+
+
+def second_agent_after(algo, first_kept):
+    """Agent 2's weights and given factor after an iteration of `algo` on a fixed batch, in the
+    order (agent 1, agent 2), with agent 1's update kept or undone."""
+    first, first_data = actor_and_data(4, 2, seed=0)
+    second, second_data = actor_and_data(3, 1, seed=1)
+    start = copy.deepcopy(first.state_dict())
+    advantages = torch.randn(B, generator=torch.Generator().manual_seed(2))
+    algorithm = ALGORITHMS[algo]
+    cfg = AlgoConfig(ppo_epochs=4, num_minibatches=2, actor_lr=1e-2, clip=0.3)
+    first_update = algorithm.actor_update(first, cfg)
+    factors: list[torch.Tensor] = []
+    updaters = [first_update if first_kept else Undone(first_update), Recording(algorithm.actor_update(second, cfg), factors)]
+    scheme = ON_POLICY_SCHEMES[algorithm.scheme]
+    scheme([first, second], updaters, [first_data, second_data], advantages, [0, 1], torch.Generator().manual_seed(3))
+    moved = max((a - b).abs().max().item() for a, b in zip(first.state_dict().values(), start.values()))
+    assert (moved > 1e-3) == first_kept  # agent 1 really changed, or really did not
+    (factor,) = factors
+    return [p.detach().clone() for p in second.parameters()], factor
+
+
+def test_mappo_agent_update_ignores_the_new_policies_of_the_agents_before_it():
+    kept, kept_factor = second_agent_after("mappo", first_kept=True)
+    undone, undone_factor = second_agent_after("mappo", first_kept=False)
+    assert torch.equal(kept_factor, torch.ones(B)) and torch.equal(undone_factor, torch.ones(B))
+    assert all(torch.equal(a, b) for a, b in zip(kept, undone, strict=True))
+
+
+def test_happo_agent_update_depends_on_the_new_policies_of_the_agents_before_it():
+    """The same experiment under HAPPO: agent 1's update changes agent 2's factor and update."""
+    kept, kept_factor = second_agent_after("happo", first_kept=True)
+    undone, undone_factor = second_agent_after("happo", first_kept=False)
+    assert torch.equal(undone_factor, torch.ones(B))
+    assert (kept_factor - 1).abs().max() > 0.05
+    assert max((a - b).abs().max().item() for a, b in zip(kept, undone, strict=True)) > 1e-4
+
+
+def test_a_shared_actor_is_updated_once_on_all_its_agents_rows():
+    """Eq. 5: one step along the gradient of the mean surrogate over both agents' rows."""
+    actor, first = actor_and_data(5, 2, seed=4)
+    _, second = actor_and_data(5, 2, seed=5)
+    advantages = [torch.randn(B, generator=torch.Generator().manual_seed(k)) for k in (6, 7)]
+    with torch.no_grad():
+        old = [reference_log_prob(actor, d.obs, d.actions) for d in (first, second)]
+    surrogate = torch.cat([
+        torch.exp(reference_log_prob(actor, d.obs, d.actions) - o) * a for d, o, a in zip((first, second), old, advantages)
+    ]).mean()
+    expected = torch.autograd.grad(-surrogate, list(actor.parameters()))
+
+    updater = HappoUpdate(actor, AlgoConfig(ppo_epochs=1, num_minibatches=1, max_grad_norm=1e9))
+    steps = recorded_gradients(updater)
+    result = simultaneous_update([actor, actor], [updater, updater], [first, second], advantages, [1, 0], torch.Generator())
+    assert len(steps) == 1
+    for got, want in zip(steps[0], expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    assert result.metrics[0] is result.metrics[1]
+
+
+@pytest.mark.parametrize(("task", "algo", "clip", "epochs"), [
+    ("HalfCheetah 2x3", "mappo", 0.05, 15), ("Walker2d 6x1", "mappo", 0.1, 5),
+])
+def test_cli_picks_the_baseline_tuned_config(capsys, task, algo, clip, epochs):
+    scenario, conf = task.split()
+    assert main(["--scenario", scenario, "--agent-conf", conf, "--algo", algo, "--print-config"]) == 0
+    printed = config.Config.from_dict(yaml.safe_load(capsys.readouterr().out))
+    assert (printed.env.scenario, printed.env.agent_conf, printed.algo.name) == (scenario, conf, algo)
+    assert (printed.algo.clip, printed.algo.ppo_epochs, printed.algo.share_param, printed.algo.fixed_order) == (clip, epochs, True, True)
+    assert printed.env.obs_mode == "global"
+
+
+def test_algo_name_help_lists_every_algorithm():
+    help_text = next(f.metadata["help"] for f in config.AlgoConfig.__dataclass_fields__.values() if f.name == "name")
+    assert all(name in help_text for name in ALGORITHMS)

@@ -178,3 +178,35 @@ def test_cli_rejects_bad_specs_with_exit_code_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         sweep.main([str(spec_path), "--max-concurrent", "0"])
     assert exit_info.value.code == 2
+
+
+def test_a_sweep_interrupted_with_ctrl_c_ends_like_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def spec_file(directory: pathlib.Path) -> pathlib.Path:
+        path = directory.with_suffix(".yaml")
+        spec = {**TOY_SPEC, "dir": str(directory), "grid": {"run.seed": [1, 2]}}
+        spec["set"] = {**TOY_SPEC["set"], "run.num_env_steps": 30 * 16 * 40, "run.checkpoint_interval": 3}
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    assert sweep.main([str(spec_file(tmp_path / "whole")), "--num-cpus", "1", "--no-progress"]) == 0
+    cut = spec_file(tmp_path / "cut")
+    command = [sys.executable, "-m", "hapo.experiments.sweep", str(cut), "--num-cpus", "1", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    deadline = time.monotonic() + 120
+    # Interrupt once the second trial has a checkpoint: one trial done, the other part-way.
+    while time.monotonic() < deadline and not (tmp_path / "cut" / "run.seed=2" / "checkpoint.pt").exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+    left = [t for t in sweep.expand(sweep.load_spec(cut)) if sweep.trial_state(t) != "done"]
+    assert [t.name for t in left] == ["run.seed=2"]
+    assert sweep.main([str(cut), "--num-cpus", "1", "--no-progress"]) == 0
+    assert _metrics(tmp_path / "cut") == _metrics(tmp_path / "whole")

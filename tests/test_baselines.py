@@ -1,7 +1,8 @@
 """The defining detail of each baseline, on batches small enough to check exactly.
 
 MAPPO: simultaneous updates, M = 1 for every agent whatever the others did; a shared actor is
-one update on all its agents' rows (the paper's Eq. 5).
+one update on all its agents' rows (the paper's Eq. 5). IPPO: one critic per agent on that
+agent's own observation, with its own normaliser and GAE, in the checkpoint.
 References: log-probabilities from torch.distributions on the networks' raw outputs, gradients
 from autograd on the loss written out here.
 """
@@ -18,6 +19,9 @@ from hapo.algos import ALGORITHMS, ON_POLICY_SCHEMES, ActorUpdate, AgentData, Ha
 from hapo.cli import main
 from hapo.config import AlgoConfig, ModelConfig
 from hapo.models import Actor
+from hapo.train import CHECKPOINT_FILE, Trainer
+
+QUIET = ["run.progress=false", "run.tensorboard=false"]
 
 TINY = ModelConfig(hidden_sizes=[8], layernorm="none", output_gain=1.0)
 B = 64
@@ -134,8 +138,83 @@ def test_a_shared_actor_is_updated_once_on_all_its_agents_rows():
     assert result.metrics[0] is result.metrics[1]
 
 
+def ippo_on_halfcheetah_3x2(*overrides):
+    """IPPO on MaMuJoCo's local views of HalfCheetah 3x2: observations of 10, 12 and 11, state of 17."""
+    return Trainer(config.Config().with_overrides(QUIET + [
+        "algo.name=ippo", "env.agent_conf=3x2", "env.num_envs=3", "algo.rollout_length=8", "run.num_env_steps=48",
+        "run.eval_interval=0", "model.hidden_sizes=[16]", "algo.ppo_epochs=1", "algo.critic_epochs=2", *overrides,
+    ]))
+
+
+def test_ippo_has_a_critic_and_a_normaliser_per_agent_on_its_own_observation():
+    trainer = ippo_on_halfcheetah_3x2()
+    heads = trainer.critics.heads
+    assert [h.critic.net.layers[0].in_features for h in heads] == [10, 12, 11] == list(trainer.env.obs_sizes)
+    assert trainer.env.state_size == 17
+    assert len({id(h.normalizer) for h in heads}) == 3 and all(h.normalizer is not None for h in heads)
+    with pytest.raises(AttributeError, match="3 critics, one per agent"):
+        trainer.critic
+
+
+@pytest.mark.parametrize("agent", [0, 1, 2])
+def test_ippo_critic_values_depend_on_their_own_agent_only(agent):
+    """Changing the other agents' observations leaves agent i's values, returns and advantages as
+    they were, bit for bit; changing its own changes them."""
+    trainer = ippo_on_halfcheetah_3x2("algo.advantage_norm=false")
+    trainer._collect()
+    s = trainer.storage
+    before = trainer.critics.estimate(s)
+    for other in set(range(3)) - {agent}:
+        s.obs[other].normal_()
+        s.next_obs[other].normal_()
+    others_changed = trainer.critics.estimate(s)
+    mine = others_changed.targets[agent]
+    assert torch.equal(mine.inputs, before.targets[agent].inputs)
+    assert torch.equal(mine.old_values, before.targets[agent].old_values)
+    assert torch.equal(mine.returns, before.targets[agent].returns)
+    assert torch.equal(others_changed.advantages[agent], before.advantages[agent])
+    # GAE from its own values: returns = advantages + V_i(o_i) in reward units
+    values = trainer.critics.heads[agent].normalizer.denormalize(mine.old_values)
+    torch.testing.assert_close(mine.returns, others_changed.advantages[agent] + values)
+    for other in set(range(3)) - {agent}:
+        assert not torch.equal(others_changed.targets[other].old_values, before.targets[other].old_values)
+        assert not torch.equal(others_changed.advantages[other], before.advantages[other])
+
+    s.obs[agent].normal_()
+    assert not torch.equal(trainer.critics.estimate(s).targets[agent].old_values, mine.old_values)
+
+
+def test_ippo_critics_share_the_team_reward():
+    trainer = ippo_on_halfcheetah_3x2("algo.advantage_norm=false")
+    trainer._collect()
+    before = trainer.critics.estimate(trainer.storage)
+    trainer.storage.rewards[-1] += 1.0  # the last step's reward, seen by every agent's return
+    after = trainer.critics.estimate(trainer.storage)
+    for old, new in zip(before.targets, after.targets, strict=True):
+        torch.testing.assert_close(new.returns[-3:] - old.returns[-3:], torch.ones(3))
+
+
+def test_ippo_checkpoint_holds_every_agent_critic_and_restores_each_in_its_place(tmp_path):
+    cfg = ippo_on_halfcheetah_3x2().config.with_overrides(["run.checkpoint_interval=2"])
+    trainer = Trainer(cfg, tmp_path)
+    trainer.train(iterations=2)
+    data = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    assert [len(data[key]["agents"]) for key in ("critic", "critic_update", "normalizer")] == [3, 3, 3]
+    means = [h.normalizer.mean.item() for h in trainer.critics.heads]
+    assert len(set(means)) == 3  # three normalisers that saw three agents' returns
+
+    restored = Trainer(cfg)
+    restored.load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    for mine, theirs in zip(restored.critics.heads, trainer.critics.heads, strict=True):
+        for a, b in zip(mine.critic.state_dict().values(), theirs.critic.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+        assert all(torch.equal(a, b) for a, b in zip(mine.normalizer.state_dict().values(), theirs.normalizer.state_dict().values()))
+        adam, saved = mine.update.optimizer.state_dict()["state"], theirs.update.optimizer.state_dict()["state"]
+        assert adam.keys() == saved.keys() and all(torch.equal(adam[k]["exp_avg_sq"], saved[k]["exp_avg_sq"]) for k in adam)
+
+
 @pytest.mark.parametrize(("task", "algo", "clip", "epochs"), [
-    ("HalfCheetah 2x3", "mappo", 0.05, 15), ("Walker2d 6x1", "mappo", 0.1, 5),
+    ("HalfCheetah 2x3", "mappo", 0.05, 15), ("Walker2d 6x1", "mappo", 0.1, 5), ("Ant 4x2", "ippo", 0.1, 5),
 ])
 def test_cli_picks_the_baseline_tuned_config(capsys, task, algo, clip, epochs):
     scenario, conf = task.split()

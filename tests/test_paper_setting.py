@@ -196,6 +196,18 @@ def test_builtin_paper_configs_hold_the_reference_values():
     assert checked == 17
 
 
+def test_ippo_configs_are_mappos_with_ippo_critics():
+    """IPPO is not in the table: each task's IPPO config is its MAPPO config but for the algorithm."""
+    mappo = [name for name in config_lib.builtin_names() if name.endswith("_mappo")]
+    assert len(mappo) == 6
+    for name in mappo:
+        ippo = config_lib.load(name.replace("_mappo", "_ippo")).to_dict()
+        assert ippo["algo"].pop("name") == "ippo"
+        expected = config_lib.load(name).to_dict()
+        assert expected["algo"].pop("name") == "mappo"
+        assert ippo == expected, name
+
+
 def test_config_base_chains_and_refuses_cycles(tmp_path):
     (tmp_path / "mine.yaml").write_text("base: halfcheetah_2x3\nrun:\n  seed: 7\n")
     (tmp_path / "child.yaml").write_text("base: mine.yaml\nalgo:\n  clip: 0.3\n")

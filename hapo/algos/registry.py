@@ -39,6 +39,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "happo": Algorithm(HappoUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "clipped surrogate weighted by M"),
     "hatrpo": Algorithm(HatrpoUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "one natural-gradient step in a KL trust region, weighted by M"),
     "mappo": Algorithm(HappoUpdate, Scheme.SIMULTANEOUS, CriticKind.CENTRALISED, "clipped surrogate, simultaneous updates, one critic V(state)"),
+    "ippo": Algorithm(HappoUpdate, Scheme.SIMULTANEOUS, CriticKind.PER_AGENT, "clipped surrogate, simultaneous updates, a critic V_i(o_i) per agent"),
 }
 
 ON_POLICY_SCHEMES: dict[Scheme, UpdateScheme] = {Scheme.SEQUENTIAL: sequential_update, Scheme.SIMULTANEOUS: simultaneous_update}

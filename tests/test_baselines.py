@@ -2,7 +2,8 @@
 
 MAPPO: simultaneous updates, M = 1 for every agent whatever the others did; a shared actor is
 one update on all its agents' rows (the paper's Eq. 5). IPPO: one critic per agent on that
-agent's own observation, with its own normaliser and GAE, in the checkpoint.
+agent's own observation, with its own normaliser and GAE, in the checkpoint. HAA2C: the
+unclipped ratio * M * A, a2c_epochs epochs of minibatches.
 References: log-probabilities from torch.distributions on the networks' raw outputs, gradients
 from autograd on the loss written out here.
 """
@@ -12,10 +13,10 @@ import copy
 import pytest
 import torch
 import yaml
-from torch.distributions import Normal
+from torch.distributions import Categorical, Normal
 
 from hapo import config
-from hapo.algos import ALGORITHMS, ON_POLICY_SCHEMES, ActorUpdate, AgentData, HappoUpdate, simultaneous_update
+from hapo.algos import ALGORITHMS, ON_POLICY_SCHEMES, ActorUpdate, AgentBatch, AgentData, HappoUpdate, simultaneous_update
 from hapo.cli import main
 from hapo.config import AlgoConfig, ModelConfig
 from hapo.models import Actor
@@ -27,19 +28,32 @@ TINY = ModelConfig(hidden_sizes=[8], layernorm="none", output_gain=1.0)
 B = 64
 
 
-def actor_and_data(obs_size, action_size, seed):
-    """A Gaussian actor and a batch of its own actions on random observations."""
+def actor_and_data(obs_size, action_size, seed, kind="continuous"):
+    """An actor and a batch of its own actions on random observations."""
     torch.manual_seed(seed)
-    actor = Actor(obs_size, action_size, "continuous", TINY)
+    actor = Actor(obs_size, action_size, kind, TINY)
     obs = torch.randn(B, obs_size)
     with torch.no_grad():
         actions = actor.distribution(obs).sample()
     return actor, AgentData(obs, actions, None)
 
 
+def reference_distribution(actor, obs):
+    """The actor's distribution by torch.distributions on its network's output, differentiable."""
+    if actor.kind == "continuous":
+        return Normal(actor.net(obs), actor.log_std.exp())
+    return Categorical(logits=actor.net(obs))
+
+
 def reference_log_prob(actor, obs, actions):
-    """log pi(a|o) [B] by torch.distributions on the actor's network output, differentiable."""
-    return Normal(actor.net(obs), actor.log_std.exp()).log_prob(actions).sum(-1)
+    """log pi(a|o) [B], summed over action dimensions."""
+    log_prob = reference_distribution(actor, obs).log_prob(actions)
+    return log_prob.sum(-1) if actor.kind == "continuous" else log_prob
+
+
+def reference_entropy(actor, obs):
+    entropy = reference_distribution(actor, obs).entropy()
+    return entropy.sum(-1) if actor.kind == "continuous" else entropy
 
 
 def recorded_gradients(updater):
@@ -138,6 +152,44 @@ def test_a_shared_actor_is_updated_once_on_all_its_agents_rows():
     assert result.metrics[0] is result.metrics[1]
 
 
+@pytest.mark.parametrize("kind", ["continuous", "discrete"])
+def test_haa2c_step_is_the_gradient_of_the_unclipped_ratio_times_factor_and_advantage(kind):
+    """loss = -mean(r * M * A) - c_H * entropy, with ratios far outside 1 +- clip (PPO's clip would change it)."""
+    actor, data = actor_and_data(4, 3, seed=8, kind=kind)
+    gen = torch.Generator().manual_seed(9)
+    advantages, factor = torch.randn(B, generator=gen), torch.exp(0.3 * torch.randn(B, generator=gen))
+    with torch.no_grad():
+        old_params = actor.dist_params(data.obs)
+        old_log_prob = reference_log_prob(actor, data.obs, data.actions) + 0.5 * torch.randn(B, generator=gen)
+    cfg = AlgoConfig(a2c_epochs=1, num_minibatches=1, clip=0.1, entropy_coef=0.05, max_grad_norm=1e9)
+    ratio = torch.exp(reference_log_prob(actor, data.obs, data.actions) - old_log_prob)
+    entropy_bonus = cfg.entropy_coef * reference_entropy(actor, data.obs).mean()
+    params = list(actor.parameters())
+    expected = torch.autograd.grad(-(ratio * factor * advantages).mean() - entropy_bonus, params, retain_graph=True)
+    clipped_surrogate = torch.min(ratio * factor * advantages, ratio.clamp(0.9, 1.1) * factor * advantages).mean()
+    clipped = torch.autograd.grad(-clipped_surrogate - entropy_bonus, params)
+    assert max((a - b).abs().max().item() for a, b in zip(expected, clipped)) > 1e-3  # the clip would matter here
+
+    updater = ALGORITHMS["haa2c"].actor_update(actor, cfg)
+    steps = recorded_gradients(updater)
+    updater.update(AgentBatch(data.obs, data.actions, None, advantages, old_log_prob, old_params, factor), torch.Generator())
+    assert len(steps) == 1
+    for got, want in zip(steps[0], expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_haa2c_takes_a2c_epochs_of_minibatches():
+    actor, data = actor_and_data(4, 2, seed=10)
+    with torch.no_grad():
+        old_params = actor.dist_params(data.obs)
+        old_log_prob = actor.log_prob_from_params(old_params, data.actions)
+    updater = ALGORITHMS["haa2c"].actor_update(actor, AlgoConfig(a2c_epochs=3, num_minibatches=2, ppo_epochs=7))
+    steps = recorded_gradients(updater)
+    metrics = updater.update(AgentBatch(data.obs, data.actions, None, torch.randn(B), old_log_prob, old_params, torch.ones(B)), torch.Generator())
+    assert len(steps) == 3 * 2
+    assert set(metrics) == {"policy_loss", "entropy", "approx_kl", "grad_norm"}
+
+
 def ippo_on_halfcheetah_3x2(*overrides):
     """IPPO on MaMuJoCo's local views of HalfCheetah 3x2: observations of 10, 12 and 11, state of 17."""
     return Trainer(config.Config().with_overrides(QUIET + [
@@ -213,15 +265,18 @@ def test_ippo_checkpoint_holds_every_agent_critic_and_restores_each_in_its_place
         assert adam.keys() == saved.keys() and all(torch.equal(adam[k]["exp_avg_sq"], saved[k]["exp_avg_sq"]) for k in adam)
 
 
-@pytest.mark.parametrize(("task", "algo", "clip", "epochs"), [
-    ("HalfCheetah 2x3", "mappo", 0.05, 15), ("Walker2d 6x1", "mappo", 0.1, 5), ("Ant 4x2", "ippo", 0.1, 5),
+@pytest.mark.parametrize(("task", "algo", "expected"), [
+    ("HalfCheetah 2x3", "mappo", {"clip": 0.05, "ppo_epochs": 15, "share_param": True, "fixed_order": True}),
+    ("Walker2d 6x1", "mappo", {"clip": 0.1, "ppo_epochs": 5, "share_param": True, "fixed_order": True}),
+    ("Ant 4x2", "ippo", {"clip": 0.1, "ppo_epochs": 5, "share_param": True, "fixed_order": True}),
+    ("Hopper 3x1", "haa2c", {"a2c_epochs": 3, "actor_lr": 1e-4, "share_param": False, "fixed_order": False}),
 ])
-def test_cli_picks_the_baseline_tuned_config(capsys, task, algo, clip, epochs):
+def test_cli_picks_the_baseline_tuned_config(capsys, task, algo, expected):
     scenario, conf = task.split()
     assert main(["--scenario", scenario, "--agent-conf", conf, "--algo", algo, "--print-config"]) == 0
     printed = config.Config.from_dict(yaml.safe_load(capsys.readouterr().out))
     assert (printed.env.scenario, printed.env.agent_conf, printed.algo.name) == (scenario, conf, algo)
-    assert (printed.algo.clip, printed.algo.ppo_epochs, printed.algo.share_param, printed.algo.fixed_order) == (clip, epochs, True, True)
+    assert {key: getattr(printed.algo, key) for key in expected} == expected
     assert printed.env.obs_mode == "global"
 
 

@@ -146,6 +146,7 @@ KEYS = {
     "kl_threshold": ("algo.kl_threshold", float), "ls_step": ("algo.ls_steps", int),
     "accept_ratio": ("algo.accept_ratio", float), "backtrack_coeff": ("algo.backtrack_coeff", float),
     "use_linear_lr_decay": ("algo.lr_decay", lambda v: "linear" if v == "true" else "none"),
+    "a2c_epoch": ("algo.a2c_epochs", int),
 }
 SHARED = {
     "hidden_sizes": ("model.hidden_sizes", lambda v: [int(x) for x in re.findall(r"\d+", v)]),
@@ -179,7 +180,7 @@ def test_builtin_paper_configs_hold_the_reference_values():
     shared, rows = _reference_rows()
     checked = 0
     for row in rows:
-        if row["algo"] not in ("happo", "hatrpo", "mappo"):
+        if row["algo"] not in ("happo", "hatrpo", "mappo", "haa2c"):
             continue
         scenario, conf = row["task"].split()
         name = config_lib.tuned_name(scenario, conf, row["algo"])
@@ -193,7 +194,7 @@ def test_builtin_paper_configs_hold_the_reference_values():
             if value:
                 assert _get(cfg, ours) == read(value), f"{name}: {ours} is {_get(cfg, ours)!r}, the reference {key}={value}"
         checked += 1
-    assert checked == 17
+    assert checked == 22
 
 
 def test_ippo_configs_are_mappos_with_ippo_critics():

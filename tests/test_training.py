@@ -17,7 +17,7 @@ def small_split(*overrides):
     return config.load("toy_split").with_overrides(QUIET + ["run.num_env_steps=2048", "run.eval_interval=2", "run.checkpoint_interval=4", *overrides])
 
 
-@pytest.mark.parametrize("algo", ["happo", "mappo", "ippo"])
+@pytest.mark.parametrize("algo", ["happo", "mappo", "ippo", "haa2c"])
 @pytest.mark.parametrize("agents", ["2", "4"])
 def test_solves_the_split_game_and_sharing_stays_at_the_bound(agents, algo):
     """Separate actors reach the optimum 1; a shared actor cannot beat 2 / 2^n (Proposition 1)."""
@@ -45,6 +45,7 @@ def test_happo_solves_the_split_game_with_action_masks():
     pytest.param("toy_reach_hatrpo", [], id="hatrpo"),
     pytest.param("toy_reach", ["algo.name=mappo", "run.num_env_steps=20480"], id="mappo"),
     pytest.param("toy_reach", ["algo.name=ippo", "run.num_env_steps=20480"], id="ippo"),
+    pytest.param("toy_reach", ["algo.name=haa2c", "run.num_env_steps=20480"], id="haa2c"),
 ])
 def test_solves_toy_reach(name, overrides):
     """Deterministic return closes most of the gap between doing nothing and the optimal controller."""

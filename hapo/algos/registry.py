@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from hapo.algos.base import ActorUpdate, UpdateScheme
 from hapo.algos.critic import CriticKind
+from hapo.algos.haa2c import Haa2cUpdate
 from hapo.algos.happo import HappoUpdate
 from hapo.algos.hatrpo import HatrpoUpdate
 from hapo.algos.sequential import sequential_update
@@ -38,6 +39,7 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     "happo": Algorithm(HappoUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "clipped surrogate weighted by M"),
     "hatrpo": Algorithm(HatrpoUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "one natural-gradient step in a KL trust region, weighted by M"),
+    "haa2c": Algorithm(Haa2cUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "unclipped importance-weighted policy gradient, weighted by M"),
     "mappo": Algorithm(HappoUpdate, Scheme.SIMULTANEOUS, CriticKind.CENTRALISED, "clipped surrogate, simultaneous updates, one critic V(state)"),
     "ippo": Algorithm(HappoUpdate, Scheme.SIMULTANEOUS, CriticKind.PER_AGENT, "clipped surrogate, simultaneous updates, a critic V_i(o_i) per agent"),
 }

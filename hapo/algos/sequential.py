@@ -1,5 +1,5 @@
 """The heterogeneous-agent sequential scheme: agents one by one, each weighted by the compound factor M
-(HAPPO, HATRPO)."""
+(HAPPO, HATRPO, HAA2C)."""
 
 from __future__ import annotations
 

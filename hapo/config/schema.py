@@ -64,9 +64,10 @@ class EnvConfig:
 class AlgoConfig:
     """The learning algorithm and its hyperparameters."""
 
-    name: str = _opt("happo", "Algorithm (hapo.algos.ALGORITHMS): happo, hatrpo (sequential updates weighted by the compound factor, one critic V(state)); mappo (simultaneous PPO updates, one critic V(state)); ippo (simultaneous PPO updates, a critic V_i(o_i) per agent on its own observation).")
+    name: str = _opt("happo", "Algorithm (hapo.algos.ALGORITHMS): happo, hatrpo (sequential updates weighted by the compound factor, one critic V(state)); mappo (simultaneous PPO updates, one critic V(state)); ippo (simultaneous PPO updates, a critic V_i(o_i) per agent on its own observation); haa2c (sequential unclipped policy-gradient steps weighted by the compound factor, one critic V(state)).")
     rollout_length: int = _opt(200, "Environment steps per environment per iteration (batch = num_envs * rollout_length).", COUNT)
     ppo_epochs: int = _opt(5, "Passes over the batch per agent update (HAPPO, MAPPO, IPPO).", COUNT)
+    a2c_epochs: int = _opt(5, "HAA2C: passes over the batch per agent update (HARL's a2c_epoch).", COUNT)
     num_minibatches: int = _opt(1, "Minibatches per epoch of an agent update.", COUNT)
     clip: float = _opt(0.2, "PPO clip range epsilon of the ratio (also clips the value loss when value_clip).", POSITIVE)
     entropy_coef: float = _opt(0.0, "Weight of the entropy bonus in the actor loss.", NON_NEGATIVE)

@@ -459,7 +459,11 @@ def _read_run(run_dir: pathlib.Path) -> tuple[Config, dict]:
 
 
 def _check_checkpoint_config(checkpoint: dict, config: Config, path: str | os.PathLike) -> None:
-    differences = _run_defining(checkpoint["config"]) ^ _run_defining(config.to_dict())
+    # A key missing from the checkpoint's config joined the schema after the run was written,
+    # with a default that keeps what the run did then (e.g. algo.a2c_epochs for a HAPPO run).
+    defaults = Config().to_dict()
+    saved = {section: {**defaults.get(section, {}), **values} for section, values in checkpoint["config"].items()}
+    differences = _run_defining(saved) ^ _run_defining(config.to_dict())
     if differences:
         keys = sorted({key for key, _ in differences})
         raise CheckpointError(f"checkpoint {path} was written with another config: {', '.join(keys)} differ")

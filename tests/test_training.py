@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from hapo import config
 from hapo.algos import ALGORITHMS
@@ -117,6 +118,22 @@ def test_resume_to_a_longer_run(tmp_path):
     assert trainer.iteration == 8
     trainer.train()
     assert [int(r["iteration"]) for r in read_csv(tmp_path / "r" / METRICS_FILE)] == list(range(1, 17))
+
+
+def test_a_run_written_before_a_config_key_existed_resumes(tmp_path):
+    """Its checkpoint and config.yaml lack the key (here algo.a2c_epochs): the run used the default."""
+    Trainer(small_split(), tmp_path / "r").train(iterations=4)  # checkpoint at 4
+    checkpoint = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    del checkpoint["config"]["algo"]["a2c_epochs"]
+    torch.save(checkpoint, tmp_path / "r" / "checkpoint.pt")
+    saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    del saved["algo"]["a2c_epochs"]
+    (tmp_path / "r" / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert Trainer.resume(tmp_path / "r").iteration == 4
+    checkpoint["config"]["algo"]["a2c_epochs"] = 3  # a value the run did not have is still refused
+    torch.save(checkpoint, tmp_path / "r" / "checkpoint.pt")
+    with pytest.raises(ValueError, match="another config: algo.a2c_epochs differ"):
+        Trainer.resume(tmp_path / "r")
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):

@@ -1,10 +1,13 @@
-"""Run outputs: metrics.csv (deterministic), timing.csv (wall clock), TensorBoard scalars."""
+"""Run outputs: metrics.csv (deterministic), timing.csv (wall clock), TensorBoard scalars and videos."""
 
 from __future__ import annotations
 
 import csv
 import math
 import pathlib
+
+import imageio.v3 as imageio
+import numpy as np
 
 METRICS_FILE = "metrics.csv"
 TIMING_FILE = "timing.csv"
@@ -41,6 +44,19 @@ class RunLogger:
                 if key not in ("iteration", "env_steps") and value is not None and math.isfinite(value):
                     self._tb.add_scalar(key, value, global_step=step)
             self._tb.flush()
+
+    def video(self, tag: str, frames: list[np.ndarray], fps: float, env_steps: int) -> None:
+        """Show frames (uint8 [H, W, 3] each) in TensorBoard as an animated GIF at `env_steps`,
+        as SummaryWriter.add_video does (without its moviepy dependency)."""
+        if self._tb is None or not frames:
+            return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        gif = imageio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+        height, width = frames[0].shape[:2]
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
+        self._tb._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), env_steps)
+        self._tb.flush()
 
     def _append(self, name: str, row: dict) -> None:
         if name not in self._writers:

@@ -31,15 +31,18 @@ from hapo.checkpoint import CheckpointError
 from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
 from hapo.envs import toy
+from hapo.evaluation import env_actions, evaluate_policy
 from hapo.logger import ProgressBar, RunLogger
 from hapo.models import Actor, Critic, JointPolicy, ValueNormalizer
 from hapo.rollout import RolloutStorage, check_env_output
+from hapo.video import has_renderer, record_video
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CONFIG_FILE = "config.yaml"
 EVAL_SEED_OFFSET = 1_000_003
+VIDEO_SIZE = (320, 240)
 
 
 def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
@@ -95,9 +98,6 @@ class Trainer:
         self.update_scheme = ON_POLICY_SCHEMES[algorithm.scheme]
         self.critics = Critics(algorithm.critic, env.obs_sizes, env.state_size, cfg)
         self.joint_policy = JointPolicy(self.actors)
-        if env.action_kind == "continuous":
-            self._low = [torch.as_tensor(x) for x in env.action_low]
-            self._high = [torch.as_tensor(x) for x in env.action_high]
 
         obs, state, info = env.reset()
         check_env_output(env, obs, state, info)
@@ -197,6 +197,9 @@ class Trainer:
         self.last_timing = timing
         if self.run_dir is not None:
             self._log(row, timing)
+            videos = cfg.run.video_interval
+            if videos and (last or self.iteration % videos == 0) and has_renderer(cfg.env.scenario):
+                self.film()
             interval = cfg.run.checkpoint_interval
             if last or (interval and self.iteration % interval == 0):
                 self.save_checkpoint()
@@ -211,15 +214,10 @@ class Trainer:
             actions = self.joint_policy.act([o[t] for o in s.obs], generator=self.sample_generator, action_masks=masks)
             for buffer, a in zip(s.actions, actions):
                 buffer[t].copy_(a)
-            obs, state, reward, terminated, truncated, info = env.step(self._env_actions(actions))
+            obs, state, reward, terminated, truncated, info = env.step(env_actions(env, actions, self.config.env.clip_actions))
             s.write_step(t, reward, terminated, truncated, info)
             s.write_observation(t + 1, obs, state, info)
             self._track_episodes(reward, terminated | truncated)
-
-    def _env_actions(self, actions: list[torch.Tensor]) -> list[np.ndarray]:
-        if self.env.action_kind == "continuous" and self.config.env.clip_actions:
-            return [a.clamp(lo, hi).numpy() for a, lo, hi in zip(actions, self._low, self._high)]
-        return [a.numpy() for a in actions]
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self.episode_return += reward
@@ -273,24 +271,32 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, episodes: int | None = None) -> float:
-        """Mean return of deterministic episodes on the separate evaluation env."""
-        env = self.eval_env
-        if env is None:
+        """Mean return of deterministic episodes (default run.eval_episodes) on the separate
+        evaluation env, every env playing whole episodes in rounds (`hapo.evaluation.evaluate_policy`)."""
+        if self.eval_env is None:
             raise ValueError("evaluation is off (run.eval_interval = 0): no evaluation env")
-        episodes = episodes or self.config.run.eval_episodes
-        obs, _, info = env.reset()
-        running = np.zeros(env.num_envs)
-        returns: list[float] = []
-        while len(returns) < episodes:
-            actions = self.joint_policy.act(obs, deterministic=True, action_masks=info.get("action_mask"))
-            obs, _, reward, terminated, truncated, info = env.step(self._env_actions(actions))
-            running += reward
-            done = terminated | truncated
-            returns.extend(float(running[j]) for j in np.flatnonzero(done))
-            running[done] = 0.0
-        return float(np.mean(returns[:episodes]))
+        episodes = self.config.run.eval_episodes if episodes is None else episodes
+        played = evaluate_policy(self.joint_policy, self.eval_env, episodes, clip_actions=self.config.env.clip_actions)
+        return float(np.mean(played.returns))
 
     # -- outputs ---------------------------------------------------------------------
+    def film(self) -> pathlib.Path:
+        """Film one deterministic episode (at most run.video_steps) of the current team to
+        run_dir/videos/iterationN.mp4, and show it in TensorBoard. Uses its own env: the run's
+        numbers do not change."""
+        assert self.run_dir is not None and self._logger is not None
+        path = self.run_dir / "videos" / f"iteration{self.iteration}.mp4"
+        path.parent.mkdir(exist_ok=True)
+        frames: list[np.ndarray] = []
+        record_video(
+            self.joint_policy, self.config.env, path, seed=self.config.run.seed, width=VIDEO_SIZE[0],
+            height=VIDEO_SIZE[1], max_steps=self.config.run.video_steps, on_frame=frames.append,
+        )
+        fps = 1.0 / self.env.dt
+        # Every other frame keeps the TensorBoard GIF small; it plays at real time all the same.
+        self._logger.video("video/episode", frames[::2], fps / 2, self.env_steps)
+        return path
+
     def _log(self, row: dict, timing: dict) -> None:
         if self._logger is None:
             assert self.run_dir is not None
@@ -463,23 +469,9 @@ def _check_checkpoint_config(checkpoint: dict, config: Config, path: str | os.Pa
     # with a default that keeps what the run did then (e.g. algo.a2c_epochs for a HAPPO run).
     defaults = Config().to_dict()
     saved = {section: {**defaults.get(section, {}), **values} for section, values in checkpoint["config"].items()}
-    differences = _run_defining(saved) ^ _run_defining(config.to_dict())
+    differences = config_lib.run_defining_differences(saved, config.to_dict())
     if differences:
-        keys = sorted({key for key, _ in differences})
-        raise CheckpointError(f"checkpoint {path} was written with another config: {', '.join(keys)} differ")
-
-
-# Settings that do not change the numbers of a run: a resumed run may change them.
-_PRESENTATION = {"run.num_env_steps", "run.progress", "run.tensorboard", "run.log_dir", "run.run_name"}
-
-
-def _run_defining(config: dict) -> set[tuple[str, str]]:
-    return {
-        (f"{section}.{key}", repr(value))
-        for section, values in config.items()
-        for key, value in values.items()
-        if f"{section}.{key}" not in _PRESENTATION
-    }
+        raise CheckpointError(f"checkpoint {path} was written with another config: {', '.join(differences)} differ")
 
 
 def _mean_or_none(values) -> float | None:

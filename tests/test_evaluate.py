@@ -257,3 +257,30 @@ def test_no_headless_opengl_is_a_clear_error(cheetah_run, tmp_path):
     assert "hapo-eval: error: no headless OpenGL for MuJoCo's renderer (MUJOCO_GL=egl: " in result.stderr
     assert "MUJOCO_GL=osmesa: " in result.stderr and "Install EGL" in result.stderr
     assert not out.exists()
+
+
+def test_training_films_at_its_video_interval_without_changing_its_numbers(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = QUIET + [
+        "run.num_env_steps=1200", "env.num_envs=2", "algo.rollout_length=200", "run.eval_interval=0",
+        "algo.ppo_epochs=1", "algo.critic_epochs=1", "run.tensorboard=true",
+    ]
+    plain = config.load("quickstart_halfcheetah_6x1").with_overrides(overrides)
+    Trainer(plain, run_dir=tmp_path / "plain").train()
+    filmed = plain.with_overrides(["run.video_interval=2", "run.video_steps=12"])
+    Trainer(filmed, run_dir=tmp_path / "filmed").train()
+    assert (tmp_path / "filmed" / "metrics.csv").read_bytes() == (tmp_path / "plain" / "metrics.csv").read_bytes()
+    videos = sorted(p.name for p in (tmp_path / "filmed" / "videos").iterdir())
+    assert videos == ["iteration2.mp4", "iteration3.mp4"]  # every 2 iterations, and after the last (3)
+    frames, fps = decode(tmp_path / "filmed" / "videos" / "iteration2.mp4")
+    assert frames.shape == (12, 240, 320, 3) and fps == pytest.approx(20.0)
+    events = EventAccumulator(str(tmp_path / "filmed" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    shown = events.Images("video/episode")
+    assert [image.step for image in shown] == [800, 1200]
+    import imageio.v3 as iio
+
+    gif = iio.imread(shown[0].encoded_image_string, extension=".gif")
+    assert gif.shape[0] == 6 and gif.shape[1:3] == (240, 320)  # every other frame
+    assert not (tmp_path / "plain" / "videos").exists()

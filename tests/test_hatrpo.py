@@ -224,7 +224,7 @@ def test_cli_picks_the_hatrpo_tuned_config(capsys, task, delta, clip):
 @pytest.mark.parametrize(("key", "value", "match"), [
     ("kl_threshold", 0, "algo.kl_threshold must be > 0, got 0"),
     ("backtrack_coeff", 1.0, r"algo.backtrack_coeff must be in \(0, 1\), got 1.0"),
-    ("ls_steps", 0, "algo.ls_steps must be > 0, got 0"),
+    ("ls_steps", 0, r"algo.ls_steps must be in \[1, 2\*\*31\), got 0"),
     ("accept_ratio", 1.5, r"algo.accept_ratio must be in \[0, 1\], got 1.5"),
 ])
 def test_bad_hatrpo_settings_name_the_key(key, value, match):

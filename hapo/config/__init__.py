@@ -78,7 +78,10 @@ def _load(path: pathlib.Path, base: Config, chain: tuple[pathlib.Path, ...]) -> 
 
 
 # Settings that do not change the numbers of a run: a resumed run may change them.
-PRESENTATION_KEYS = frozenset({"run.num_env_steps", "run.progress", "run.tensorboard", "run.log_dir", "run.run_name"})
+PRESENTATION_KEYS = frozenset({
+    "run.num_env_steps", "run.progress", "run.tensorboard", "run.log_dir", "run.run_name", "run.video_interval",
+    "run.video_steps",
+})
 
 
 def run_defining_differences(a: dict, b: dict) -> list[str]:

@@ -123,6 +123,8 @@ class RunConfig:
     update_torch_threads: int = _opt(2, "torch.set_num_threads during the update, whose batches are large enough to gain from more threads (the env threads are idle then).", COUNT)
     progress: bool = _opt(True, "Show a progress bar.")
     tensorboard: bool = _opt(True, "Write TensorBoard scalars beside the CSV.")
+    video_interval: int = _opt(0, "Film one deterministic episode every this many iterations, and after the last (0: never), to videos/iterationN.mp4 in the run folder and to TensorBoard as a GIF (MuJoCo tasks).", COUNT_OR_ZERO)
+    video_steps: int = _opt(200, "Most steps of a filmed episode.", COUNT)
 
 
 SECTIONS: dict[str, type] = {"env": EnvConfig, "algo": AlgoConfig, "model": ModelConfig, "run": RunConfig}

@@ -1,5 +1,7 @@
-"""The on-policy training loop: collect a batch with all agents, GAE, the agents' updates (by the
-algorithm's scheme: sequential with the compound factor, or simultaneous), the critics' update.
+"""The trainer's shared skeleton: seeding, environments, evaluation, logging, videos, checkpoints and
+resume, and the bookkeeping of an iteration. What an iteration collects and how it updates is the
+training loop of the algorithm's family: `hapo.onpolicy.OnPolicyTrainer` (rollout -> GAE -> the
+agents' and critics' updates) or, for the off-policy algorithms, `hapo.offpolicy.OffPolicyTrainer`.
 
 Python API::
 
@@ -19,6 +21,7 @@ import os
 import pathlib
 import random
 import time
+from abc import ABC, abstractmethod
 
 import numpy as np
 import torch
@@ -26,15 +29,13 @@ import torch
 import hapo
 from hapo import checkpoint as checkpoint_lib
 from hapo import config as config_lib
-from hapo.algos import ALGORITHMS, ON_POLICY_SCHEMES, ActorUpdate, AgentData, Critics, CriticUpdate
 from hapo.checkpoint import CheckpointError
 from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
 from hapo.envs import toy
-from hapo.evaluation import env_actions, evaluate_policy
+from hapo.evaluation import evaluate_policy
 from hapo.logger import ProgressBar, RunLogger
-from hapo.models import Actor, Critic, JointPolicy, ValueNormalizer
-from hapo.rollout import RolloutStorage, check_env_output
+from hapo.models import JointPolicy
 from hapo.video import has_renderer, record_video
 
 log = logging.getLogger(__name__)
@@ -54,17 +55,47 @@ def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
     )
 
 
-class Trainer:
-    """On-policy training of one actor per agent (or shared actors) and the algorithm's critics.
+def trainer_class(config: Config) -> type[Trainer]:
+    """The training loop of the config's algorithm."""
+    from hapo.onpolicy import OnPolicyTrainer
 
-    The algorithm's entry in `hapo.algos.ALGORITHMS` gives the per-agent update, the scheme
-    that combines the agents' updates and the critic kind (one V(state), or V_i(o_i) per agent).
+    return OnPolicyTrainer
+
+
+def iteration_length(config: Config) -> tuple[str, int]:
+    """The config key that sets an iteration's steps per environment, and its value."""
+    return "algo.rollout_length", config.algo.rollout_length
+
+
+def iteration_env_steps(config: Config) -> int:
+    """Env steps of one iteration: env.num_envs times `iteration_length`."""
+    return config.env.num_envs * iteration_length(config)[1]
+
+
+class Trainer(ABC):
+    """Training of one actor per agent (or shared actors) and the algorithm's critics.
+
+    `Trainer(config, run_dir)` makes the trainer of the config's algorithm (`trainer_class`), a
+    subclass that fills in `_collect`, `_update` and what its checkpoint holds besides this
+    skeleton's random number generators, environments, episode counters and counters.
 
     Args:
       config: the resolved configuration.
       run_dir: where metrics.csv, timing.csv, TensorBoard files, config.yaml and
         checkpoints go; None keeps everything in memory.
     """
+
+    # Set by the subclass: the agents' actors (shared actors appear once per agent) and the
+    # joint policy that acts with them (evaluation, videos).
+    actors: list
+    distinct_actors: list
+    joint_policy: JointPolicy
+
+    def __new__(cls, config: Config, run_dir: str | os.PathLike | None = None):
+        loop = trainer_class(config)
+        if not issubclass(loop, cls):
+            raise ConfigError(f"algo.name {config.algo.name} is trained by {loop.__name__}, not {cls.__name__}")
+        return super().__new__(loop)
 
     def __init__(self, config: Config, run_dir: str | os.PathLike | None = None):
         self.config = cfg = config
@@ -80,59 +111,59 @@ class Trainer:
 
         self.env = make_env(cfg.env, cfg.env.num_envs, seed=int(seeds[3]))
         self.eval_env = make_env(cfg.env, cfg.run.eval_num_envs, seed=int(seeds[3]) + EVAL_SEED_OFFSET) if cfg.run.eval_interval else None
-        env = self.env
-        self.batch_size = cfg.env.num_envs * cfg.algo.rollout_length
-        self.total_iterations = cfg.run.num_env_steps // self.batch_size
+        self.steps_per_iteration = iteration_env_steps(cfg)
+        self.total_iterations = cfg.run.num_env_steps // self.steps_per_iteration
         if self.total_iterations < 1:
+            key, _ = iteration_length(cfg)
             raise ConfigError(
                 f"run.num_env_steps ({cfg.run.num_env_steps}) is less than one iteration's batch: "
-                f"env.num_envs * algo.rollout_length = {self.batch_size}"
+                f"env.num_envs * {key} = {self.steps_per_iteration}"
             )
-
-        self.actors = build_actors(env.obs_sizes, env.action_sizes, env.action_kind, cfg)
-        distinct = _distinct(self.actors)
-        algorithm = ALGORITHMS[cfg.algo.name]
-        by_actor: dict[int, ActorUpdate] = {id(a): algorithm.actor_update(a, cfg.algo) for a in distinct}
-        self.distinct_actors = distinct
-        self.updaters = [by_actor[id(a)] for a in self.actors]
-        self.update_scheme = ON_POLICY_SCHEMES[algorithm.scheme]
-        self.critics = Critics(algorithm.critic, env.obs_sizes, env.state_size, cfg)
-        self.joint_policy = JointPolicy(self.actors)
-
-        obs, state, info = env.reset()
-        check_env_output(env, obs, state, info)
-        self.storage = RolloutStorage(
-            env, cfg.algo.rollout_length, with_masks="action_mask" in info, with_next_obs=self.critics.needs_next_obs,
-        )
-        self.storage.write_observation(0, obs, state, info)
 
         self.iteration = 0
         self.env_steps = 0
-        self.episode_return = np.zeros(env.num_envs)
-        self.episode_length = np.zeros(env.num_envs, np.int64)
-        self.recent_returns: collections.deque[float] = collections.deque(maxlen=env.num_envs)
-        self.recent_lengths: collections.deque[int] = collections.deque(maxlen=env.num_envs)
+        num_envs = self.env.num_envs
+        self.episode_return = np.zeros(num_envs)
+        self.episode_length = np.zeros(num_envs, np.int64)
+        self.recent_returns: collections.deque[float] = collections.deque(maxlen=num_envs)
+        self.recent_lengths: collections.deque[int] = collections.deque(maxlen=num_envs)
         self.history: list[dict[str, float | int | None]] = []
         self._logger: RunLogger | None = None
         self._resumed_at: tuple[int, int] | None = None
 
-    # The one critic of an algorithm with a centralised critic (all critics: self.critics.heads).
-    @property
-    def critic(self) -> Critic:
-        return self._central_head().critic
+    # -- what a training loop fills in -------------------------------------------------
+    @abstractmethod
+    def _collect(self) -> None:
+        """Step the environments for one iteration (`steps_per_iteration` env steps), calling
+        `_track_episodes` after every step."""
 
-    @property
-    def critic_update(self) -> CriticUpdate:
-        return self._central_head().update
+    @abstractmethod
+    def _update(self) -> dict[str, float | None]:
+        """Learn from what was collected; return the iteration's metrics by name (the same names
+        every iteration, None where a value does not exist)."""
 
-    @property
-    def normalizer(self) -> ValueNormalizer | None:
-        return self._central_head().normalizer
+    @abstractmethod
+    def _loop_state(self) -> dict:
+        """The loop's share of a checkpoint: "actors", "updaters", "critic", "critic_update",
+        "current" (what the agents see now) and whatever else it needs to continue exactly."""
 
-    def _central_head(self):
-        if len(self.critics.heads) != 1:
-            raise AttributeError(f"{self.config.algo.name} has {len(self.critics.heads)} critics, one per agent: see Trainer.critics.heads")
-        return self.critics.heads[0]
+    @abstractmethod
+    def _load_loop_state(self, checkpoint: dict, path: str | os.PathLike) -> None:
+        """Restore what `_loop_state` saved (errors through `checkpoint_lib.restoring`)."""
+
+    @classmethod
+    @abstractmethod
+    def checkpoint_actors(cls, checkpoint: dict, config: Config) -> list:
+        """The actors of a checkpoint (one per agent), built from its "spaces" without an env."""
+
+    def spaces(self) -> dict:
+        """The agents' sizes as a checkpoint records them (load_policy builds actors from them)."""
+        env = self.env
+        return {
+            "obs_sizes": [int(n) for n in env.obs_sizes],
+            "action_sizes": [int(n) for n in env.action_sizes],
+            "action_kind": env.action_kind,
+        }
 
     # -- public API ------------------------------------------------------------------
     def policy(self) -> JointPolicy:
@@ -143,7 +174,7 @@ class Trainer:
         """Run `iterations` iterations (default: until run.num_env_steps); return their metric rows."""
         count = self.total_iterations - self.iteration if iterations is None else iterations
         rows = []
-        bar = ProgressBar(self.total_iterations * self.batch_size, self.env_steps) if self.config.run.progress else None
+        bar = ProgressBar(self.total_iterations * self.steps_per_iteration, self.env_steps) if self.config.run.progress else None
         try:
             for _ in range(count):
                 rows.append(self.iterate())
@@ -170,7 +201,7 @@ class Trainer:
             torch.set_num_threads(cfg.run.torch_threads)
         updated = time.perf_counter()
         self.iteration += 1
-        self.env_steps += self.batch_size
+        self.env_steps += self.steps_per_iteration
         last = self.iteration == self.total_iterations
         eval_return = None
         if self.eval_env is not None and (self.iteration % cfg.run.eval_interval == 0 or last):
@@ -190,8 +221,8 @@ class Trainer:
             "collect_seconds": collected - start,
             "update_seconds": updated - collected,
             "eval_seconds": evaluated - updated,
-            "collect_steps_per_second": self.batch_size / (collected - start),
-            "env_steps_per_second": self.batch_size / (evaluated - start),
+            "collect_steps_per_second": self.steps_per_iteration / (collected - start),
+            "env_steps_per_second": self.steps_per_iteration / (evaluated - start),
         }
         self.history.append(row)
         self.last_timing = timing
@@ -205,20 +236,6 @@ class Trainer:
                 self.save_checkpoint()
         return row
 
-    # -- collection ------------------------------------------------------------------
-    @torch.no_grad()
-    def _collect(self) -> None:
-        s, env = self.storage, self.env
-        for t in range(s.T):
-            masks = None if s.masks is None else [m[t] for m in s.masks]
-            actions = self.joint_policy.act([o[t] for o in s.obs], generator=self.sample_generator, action_masks=masks)
-            for buffer, a in zip(s.actions, actions):
-                buffer[t].copy_(a)
-            obs, state, reward, terminated, truncated, info = env.step(env_actions(env, actions, self.config.env.clip_actions))
-            s.write_step(t, reward, terminated, truncated, info)
-            s.write_observation(t + 1, obs, state, info)
-            self._track_episodes(reward, terminated | truncated)
-
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self.episode_return += reward
         self.episode_length += 1
@@ -227,46 +244,6 @@ class Trainer:
             self.recent_lengths.append(int(self.episode_length[j]))
         self.episode_return[done] = 0.0
         self.episode_length[done] = 0
-
-    # -- update ----------------------------------------------------------------------
-    def _update(self) -> dict[str, float]:
-        cfg, s = self.config, self.storage
-        if cfg.algo.lr_decay == "linear":
-            fraction = 1.0 - self.iteration / self.total_iterations
-            for updater in {id(u): u for u in self.updaters}.values():
-                updater.scale_learning_rate(fraction)
-            self.critics.scale_learning_rate(fraction)
-        estimate = self.critics.estimate(s)
-        T, N = s.T, s.N
-        n = self.env.num_agents
-        order = list(range(n)) if cfg.algo.fixed_order else [int(i) for i in self.permutation_rng.permutation(n)]
-        data = [
-            AgentData(
-                s.obs[i][:T].reshape(T * N, -1),
-                s.actions[i].reshape(T * N, *s.actions[i].shape[2:]),
-                None if s.masks is None else s.masks[i][:T].reshape(T * N, -1),
-            )
-            for i in range(n)
-        ]
-        result = self.update_scheme(self.actors, self.updaters, data, estimate.advantages, order, self.minibatch_generator)
-        self.joint_policy.refresh()
-        critic = self.critics.update(estimate, self.minibatch_generator)
-        # Only now may row 0 take the last observation: the update above still needs row 0's own.
-        s.carry_over()
-
-        metrics = {f"actor/{key}": float(np.mean([m[key] for m in result.metrics])) for key in result.metrics[0]}
-        metrics.update({f"critic/{key}": value for key, value in critic.items()})
-        # The last agent's factor is the product of all the others' ratios: the widest spread
-        # (1 under the simultaneous scheme, where every factor is 1).
-        last = result.factors[order[-1]]
-        metrics.update({
-            "factor/last_mean": last.mean().item(),
-            "factor/last_std": last.std(unbiased=False).item(),
-            "factor/last_min": last.min().item(),
-            "factor/last_max": last.max().item(),
-            "factor/joint_ratio_mean": result.final_factor.mean().item(),
-        })
-        return metrics
 
     # -- evaluation ------------------------------------------------------------------
     @torch.no_grad()
@@ -310,22 +287,15 @@ class Trainer:
         """Write everything needed to continue exactly to run_dir/checkpoint.pt (atomically)."""
         assert self.run_dir is not None
         to_plain = checkpoint_lib.to_plain
-        env = self.env
         checkpoint = {
             "format": checkpoint_lib.FORMAT,
             "hapo_version": hapo.__version__,
             "config": self.config.to_dict(),
             # What load_policy needs to rebuild the actors without making an env.
-            "spaces": {
-                "obs_sizes": [int(n) for n in env.obs_sizes],
-                "action_sizes": [int(n) for n in env.action_sizes],
-                "action_kind": env.action_kind,
-            },
+            "spaces": self.spaces(),
             "iteration": self.iteration,
             "env_steps": self.env_steps,
-            "actors": [a.state_dict() for a in self.distinct_actors],
-            "updaters": [self.updaters[self.actors.index(a)].state_dict() for a in self.distinct_actors],
-            **self.critics.state_dict(),  # "critic", "critic_update", "normalizer"
+            **self._loop_state(),
             "rng": {
                 "python": checkpoint_lib.python_rng_state(),
                 "numpy": checkpoint_lib.numpy_rng_state(),
@@ -334,9 +304,8 @@ class Trainer:
                 "minibatch": self.minibatch_generator.get_state(),
                 "permutation": to_plain(self.permutation_rng.bit_generator.state, "permutation rng"),
             },
-            "env": to_plain(env.snapshot(), "env snapshot"),
+            "env": to_plain(self.env.snapshot(), "env snapshot"),
             "eval_env": None if self.eval_env is None else to_plain(self.eval_env.snapshot(), "eval env snapshot"),
-            "current": self.storage.current(),
             "episodes": {
                 "return": to_plain(self.episode_return),
                 "length": to_plain(self.episode_length),
@@ -358,16 +327,11 @@ class Trainer:
         self._restore(checkpoint, path)
 
     def _restore(self, checkpoint: dict, path: str | os.PathLike) -> None:
-        env = self.env
-        spaces = {"obs_sizes": list(env.obs_sizes), "action_sizes": list(env.action_sizes), "action_kind": env.action_kind}
+        spaces = self.spaces()
         if checkpoint["spaces"] != spaces:
             raise CheckpointError(f"checkpoint {path} is of agents {checkpoint['spaces']}, this run's env has {spaces}")
         from_plain = checkpoint_lib.from_plain
-        with checkpoint_lib.restoring(path, "the networks and optimisers"):
-            _load_actors(self.distinct_actors, checkpoint["actors"])
-            for actor, state in zip(self.distinct_actors, checkpoint["updaters"], strict=True):
-                self.updaters[self.actors.index(actor)].load_state_dict(state)
-            self.critics.load_state_dict(checkpoint)
+        self._load_loop_state(checkpoint, path)
         with checkpoint_lib.restoring(path, "the random number generators"):
             rng = checkpoint["rng"]
             checkpoint_lib.set_python_rng_state(rng["python"])
@@ -377,10 +341,9 @@ class Trainer:
             self.minibatch_generator.set_state(rng["minibatch"])
             self.permutation_rng.bit_generator.state = from_plain(rng["permutation"])
         with checkpoint_lib.restoring(path, "the environments' snapshot"):
-            env.restore(from_plain(checkpoint["env"]))
+            self.env.restore(from_plain(checkpoint["env"]))
             if self.eval_env is not None:
                 self.eval_env.restore(from_plain(checkpoint["eval_env"]))
-            self.storage.load_current(checkpoint["current"])
         with checkpoint_lib.restoring(path, "the episode counters"):
             episodes = checkpoint["episodes"]
             self.episode_return[:] = from_plain(episodes["return"])
@@ -406,7 +369,7 @@ class Trainer:
         changes = [] if num_env_steps is None else [f"run.num_env_steps={num_env_steps}"]
         changes += [] if progress is None else [f"run.progress={progress}"]
         trainer.config = config.with_overrides(changes)
-        trainer.total_iterations = trainer.config.run.num_env_steps // trainer.batch_size
+        trainer.total_iterations = trainer.config.run.num_env_steps // trainer.steps_per_iteration
         return trainer
 
 
@@ -420,35 +383,17 @@ def load_policy(run_dir: str | os.PathLike) -> tuple[Config, JointPolicy]:
     """
     run_dir = pathlib.Path(run_dir)
     config, checkpoint = _read_run(run_dir)
-    path = run_dir / CHECKPOINT_FILE
-    spaces = checkpoint["spaces"]
-    with checkpoint_lib.restoring(path, "the actors"):
-        actors = build_actors(spaces["obs_sizes"], spaces["action_sizes"], spaces["action_kind"], config)
-        _load_actors(_distinct(actors), checkpoint["actors"])
+    with checkpoint_lib.restoring(run_dir / CHECKPOINT_FILE, "the actors"):
+        actors = trainer_class(config).checkpoint_actors(checkpoint, config)
     return config, JointPolicy(actors)
 
 
-def build_actors(obs_sizes, action_sizes, action_kind: str, config: Config) -> list[Actor]:
-    """One actor per agent; with algo.share_param, agents of equal sizes get the same actor object."""
-    shared: dict[tuple[int, int], Actor] = {}
-    actors = []
-    for obs_size, action_size in zip(obs_sizes, action_sizes, strict=True):
-        key = (obs_size, action_size)
-        if config.algo.share_param and key in shared:
-            actors.append(shared[key])
-            continue
-        actor = Actor(obs_size, action_size, action_kind, config.model)
-        shared.setdefault(key, actor)
-        actors.append(actor)
-    return actors
-
-
-def _distinct(actors: list[Actor]) -> list[Actor]:
+def distinct_actors(actors: list) -> list:
     """The actor objects in order of first appearance: the order of a checkpoint's "actors"."""
     return list({id(a): a for a in actors}.values())
 
 
-def _load_actors(actors: list[Actor], states: list[dict]) -> None:
+def load_actor_states(actors: list, states: list[dict]) -> None:
     for actor, state in zip(actors, states, strict=True):
         actor.load_state_dict(state)
 
@@ -481,4 +426,3 @@ def _mean_or_none(values) -> float | None:
 def run_name(config: Config) -> str:
     """The default run folder name: scenario-agent_conf-algo-seed."""
     return f"{config.env.scenario}-{config.env.agent_conf}-{config.algo.name}-seed{config.run.seed}"
-

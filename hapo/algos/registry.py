@@ -1,7 +1,7 @@
 """The algorithms as combinations of pieces: a per-agent update, an update scheme and a critic kind.
 
 An entry says what an algorithm is, not how a training loop runs it: the on-policy loop
-(`hapo.train.Trainer`) maps `Scheme` to its scheme functions (`ON_POLICY_SCHEMES`) and
+(`hapo.onpolicy.OnPolicyTrainer`) maps `Scheme` to its scheme functions (`ON_POLICY_SCHEMES`) and
 `CriticKind` to its value functions (`hapo.algos.critic.Critics`); an off-policy loop can map
 the same two to its own (e.g. sequential updates where later agents see the earlier agents'
 new actions, or a centralised Q).

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from hapo import config as config_lib
 from hapo.config import ConfigError, ModelConfig
+from hapo.evaluation import env_actions
 from hapo.models import Actor, JointPolicy
 from hapo.models.networks import MLP
 from hapo.train import Trainer
@@ -117,7 +118,7 @@ def test_clip_actions_decides_what_the_control_cost_sees(clip):
     env = trainer.env
     _, _, info = env.reset()
     actions = trainer.joint_policy.act([torch.zeros(2, n) for n in env.obs_sizes], deterministic=True)
-    _, _, reward, _, _, info = env.step(trainer._env_actions(actions))
+    _, _, reward, _, _, info = env.step(env_actions(env, actions, trainer.config.env.clip_actions))
     sent = 3.0 if not clip else 1.0
     # Gymnasium's HalfCheetah control cost: 0.1 * sum(action^2) over the 6 actuators.
     np.testing.assert_allclose(info["reward_ctrl"], -0.1 * 6 * sent**2, rtol=1e-6)

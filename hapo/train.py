@@ -29,6 +29,7 @@ import torch
 import hapo
 from hapo import checkpoint as checkpoint_lib
 from hapo import config as config_lib
+from hapo.algos import ALGORITHMS
 from hapo.checkpoint import CheckpointError
 from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
@@ -56,14 +57,17 @@ def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
 
 
 def trainer_class(config: Config) -> type[Trainer]:
-    """The training loop of the config's algorithm."""
+    """The training loop of the config's algorithm: on-policy or off-policy."""
+    from hapo.offpolicy import OffPolicyTrainer
     from hapo.onpolicy import OnPolicyTrainer
 
-    return OnPolicyTrainer
+    return OffPolicyTrainer if ALGORITHMS[config.algo.name].off_policy else OnPolicyTrainer
 
 
 def iteration_length(config: Config) -> tuple[str, int]:
     """The config key that sets an iteration's steps per environment, and its value."""
+    if ALGORITHMS[config.algo.name].off_policy:
+        return "algo.train_interval", config.algo.train_interval
     return "algo.rollout_length", config.algo.rollout_length
 
 

@@ -1,14 +1,23 @@
-"""The off-policy family: the replay buffer and its n-step returns against plain NumPy loops."""
+"""The off-policy family: the replay buffer and its n-step returns against plain NumPy loops; training
+on the toy task, determinism and exact resume; the defining detail of each algorithm."""
 
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from hapo import config
+from hapo.config import ConfigError
+from hapo.experiments.evaluate import main as evaluate_main
+from hapo.logger import METRICS_FILE, read_csv
+from hapo.models import DeterministicActor, JointPolicy
+from hapo.offpolicy import OffPolicyTrainer
 from hapo.replay import ReplayBuffer, n_step_returns
+from hapo.train import CHECKPOINT_FILE, Trainer, load_policy
 
 GAMMA = 0.9
 
@@ -143,3 +152,155 @@ def test_buffer_state_round_trips_through_a_weights_only_load(steps):
         assert torch.equal(getattr(a, key), getattr(b, key)), key
     with pytest.raises(ValueError, match="does not fit this run's capacity of 20"):
         ReplayBuffer(stream.obs_sizes, stream.action_sizes, 4, 3, 20).load_state_dict(stream.buffer.state_dict())
+
+
+# -- training ----------------------------------------------------------------------------------
+OFF_POLICY = ["maddpg"]
+QUIET = ["run.progress=false", "run.tensorboard=false"]
+
+
+def toy(algo, *overrides):
+    return config.load("toy_reach_maddpg").with_overrides(QUIET + [f"algo.name={algo}", *overrides])
+
+
+def short(algo, *overrides):
+    """7 iterations of 10 steps of 4 envs: random actions in the first two, and 3 updates of 32 each
+    from the end of the second on."""
+    return toy(algo, "env.num_envs=4", "algo.warmup_steps=80", "algo.batch_size=32", "algo.update_per_train=0.3",
+               "run.num_env_steps=280", "run.eval_interval=2", "run.eval_episodes=4", "run.eval_num_envs=2",
+               "run.checkpoint_interval=3", *overrides)
+
+
+@pytest.mark.parametrize("algo", OFF_POLICY)
+def test_solves_toy_reach(algo, toy_reach_returns):
+    """Deterministic return closes most of the gap between doing nothing and the optimal controller."""
+    trainer = Trainer(toy(algo))
+    assert isinstance(trainer, OffPolicyTrainer)
+    trainer.train()
+    learned = trainer.evaluate(200)
+    idle, optimum = toy_reach_returns
+    assert learned > idle + 0.9 * (optimum - idle), (learned, idle, optimum)
+
+
+@pytest.mark.parametrize("algo", OFF_POLICY)
+def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(tmp_path, algo):
+    rows = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        Trainer(short(algo, f"run.seed={seed}"), tmp_path / name).train()
+        rows.append(read_csv(tmp_path / name / METRICS_FILE))
+    assert len(rows[0]) == 7 and rows[0] == rows[1] and rows[0] != rows[2]
+    assert [r["updates/critic"] for r in rows[0]] == ["0", "3", "3", "3", "3", "3", "3"]  # warm-up, then 3 updates
+    assert rows[0][0]["critic/q_loss"] == "" and all(r["critic/q_loss"] != "" for r in rows[0][1:])
+
+
+@pytest.mark.parametrize("algo", OFF_POLICY)
+def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, algo):
+    Trainer(short(algo), tmp_path / "full").train()
+    interrupted = Trainer(short(algo), tmp_path / "part")
+    interrupted.train(iterations=5)  # checkpoint at 3; rows 4 and 5 are lost with the "crash"
+    checkpoint = torch.load(tmp_path / "part" / CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["replay"]["size"] == 3 * 10 and checkpoint["critic_updates"] == 2 * 3
+    resumed = Trainer.resume(tmp_path / "part")
+    assert resumed.buffer.transitions == 3 * 10 * 4
+    resumed.train()
+    assert read_csv(tmp_path / "part" / METRICS_FILE) == read_csv(tmp_path / "full" / METRICS_FILE)
+
+
+def test_without_the_buffer_in_the_checkpoint_a_resumed_run_refills_it(tmp_path, caplog):
+    cfg = short("maddpg", "run.checkpoint_buffer=false")
+    Trainer(cfg, tmp_path / "with").train(iterations=3)
+    Trainer(short("maddpg"), tmp_path / "without").train(iterations=3)
+    assert (tmp_path / "with" / CHECKPOINT_FILE).stat().st_size < (tmp_path / "without" / CHECKPOINT_FILE).stat().st_size
+    assert torch.load(tmp_path / "with" / CHECKPOINT_FILE, weights_only=True)["replay"] is None
+    resumed = Trainer.resume(tmp_path / "with")
+    assert "holds no replay buffer" in caplog.text and resumed.buffer.transitions == 0
+    rows = resumed.train()
+    # 40 transitions an iteration: the batch of 32 is there again after the first.
+    assert [r["updates/critic"] for r in rows] == [3, 3, 3, 3] and resumed.buffer.transitions == 4 * 40
+
+
+def test_discrete_actions_and_shared_actors_are_refused():
+    with pytest.raises(ConfigError, match="maddpg acts with deterministic actors, which need continuous actions; ToySplit has discrete ones"):
+        Trainer(config.load("toy_split").with_overrides(QUIET + ["algo.name=maddpg"]))
+    with pytest.raises(ConfigError, match="algo.share_param is not supported by maddpg"):
+        Trainer(toy("maddpg", "algo.share_param=true"))
+    with pytest.raises(ConfigError, match=r"run.num_env_steps \(100\) is less than one iteration's batch: env.num_envs \* algo.train_interval = 160"):
+        Trainer(toy("maddpg", "run.num_env_steps=100"))
+    with pytest.raises(ConfigError, match="algo.buffer_size \\(100\\) must hold algo.batch_size \\(256\\)"):
+        Trainer(toy("maddpg", "algo.buffer_size=100"))
+
+
+# -- the defining details ----------------------------------------------------------------------
+def parameters_of(modules):
+    return [p.detach().clone() for m in modules for p in m.parameters()]
+
+
+@pytest.mark.parametrize(("algo", "policy_freq"), [("maddpg", 1)])
+def test_target_networks_move_by_exactly_polyak_tau_when_the_actors_update(algo, policy_freq):
+    """After an update: target = (1 - tau) * old target + tau * online (the online weights after
+    that update), for every actor's and critic's target."""
+    tau = 0.3
+    trainer = Trainer(short(algo, f"algo.polyak={tau}", "algo.update_per_train=0.1"))  # 1 update each
+    trainer.train(iterations=1)  # warm-up: no update yet
+    onlines = [u.actor for u in trainer.updaters] + trainer.critic.heads
+    targets = [u.target for u in trainer.updaters] + trainer.critic.targets
+    assert len(trainer.critic.heads) == (2 if algo != "maddpg" else 1)
+    for update in range(1, 1 + 2 * policy_freq):
+        old_targets, old_onlines = parameters_of(targets), parameters_of(onlines)
+        row = trainer.iterate()
+        assert row["updates/critic"] == 1 and trainer.critic_updates == update
+        new_targets, new_onlines = parameters_of(targets), parameters_of(onlines)
+        assert any(not torch.equal(a, b) for a, b in zip(old_onlines, new_onlines))  # the critic moved at least
+        if update % policy_freq:
+            assert row["updates/actor"] == 0
+            assert all(torch.equal(a, b) for a, b in zip(old_targets, new_targets, strict=True))
+            continue
+        assert row["updates/actor"] == 1
+        for old, online, new in zip(old_targets, new_onlines, new_targets, strict=True):
+            assert not torch.equal(new, old)
+            torch.testing.assert_close(new, (1 - tau) * old + tau * online, rtol=1e-6, atol=1e-7)
+
+
+def test_joint_policy_acts_with_deterministic_actors_in_their_box():
+    torch.manual_seed(2)
+    model = config.Config().model
+    actors = [DeterministicActor(4, [-1.0, 0.0], [1.0, 4.0], model), DeterministicActor(4, [-3.0, 0.0], [3.0, 1.0], model)]
+    for actor in actors:
+        torch.nn.init.normal_(actor.net.layers[-1].weight, std=3.0)
+    obs = [torch.randn(500, 4), torch.randn(500, 4)]
+    actions = JointPolicy(actors).act(obs, deterministic=True)
+    for actor, o, a in zip(actors, obs, actions, strict=True):
+        torch.testing.assert_close(a, actor(o))
+        assert (a >= actor.offset - actor.scale).all() and (a <= actor.offset + actor.scale).all()
+        assert (a.amax(0) - a.amin(0) > 0.8 * 2 * actor.scale).all()  # the whole box is reached, not a fixed range
+    with pytest.raises(ValueError, match="no distribution to sample from"):
+        JointPolicy(actors).act(obs)
+
+
+def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_path, capsys):
+    trainer = Trainer(short("maddpg"), tmp_path)
+    trainer.train()
+    loaded_config, policy = load_policy(tmp_path)
+    assert loaded_config == trainer.config
+    obs = [torch.randn(7, n) for n in trainer.env.obs_sizes]
+    for a, b in zip(policy.act(obs, deterministic=True), trainer.policy().act(obs, deterministic=True), strict=True):
+        assert torch.equal(a, b)
+    assert evaluate_main([str(tmp_path), "--episodes", "3", "--num-envs", "2", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["returns"]) == 3
+    with pytest.raises(SystemExit):
+        evaluate_main([str(tmp_path), "--stochastic"])
+    assert "maddpg's actors are deterministic" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("algo", ["maddpg"])
+def test_mujoco_iteration_gives_finite_metrics(algo):
+    """Two short iterations on HalfCheetah 2x3 through the C++ env, end to end."""
+    cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [f"algo.name={algo}", "model.layernorm=none",
+        "env.num_envs=4", "algo.train_interval=20", "algo.warmup_steps=80", "algo.batch_size=64", "algo.update_per_train=0.1",
+        "run.num_env_steps=160", "run.eval_interval=1", "run.eval_episodes=1", "run.eval_num_envs=1", "model.hidden_sizes=[32]",
+    ])
+    trainer = Trainer(cfg)
+    rows = trainer.train()
+    assert len(rows) == 2 and trainer.env_steps == 160 and rows[-1]["updates/critic"] == 2
+    numeric = {k: v for k, v in rows[-1].items() if isinstance(v, float)}
+    assert "critic/q_loss" in numeric and all(np.isfinite(v) for v in numeric.values()), numeric

@@ -1,4 +1,5 @@
-"""The critic kinds of the on-policy algorithms, their advantages (GAE) and their regression on returns.
+"""The critic kinds, and those of the on-policy algorithms with their advantages (GAE) and their
+regression on returns (the off-policy kinds' Q-functions: `q_critic.py`).
 
 - `CriticKind.CENTRALISED` (HAPPO, HATRPO, HAA2C, MAPPO): one V(state) on the global state;
   every agent gets its advantages.
@@ -25,8 +26,9 @@ from hapo.rollout import RolloutStorage
 class CriticKind(enum.Enum):
     """What an algorithm's value functions see, and whose advantages each agent is given."""
 
-    CENTRALISED = "centralised"
-    PER_AGENT = "per_agent"
+    CENTRALISED = "centralised"  # V(state)
+    PER_AGENT = "per_agent"  # V_i(o_i)
+    CENTRALISED_Q = "centralised_q"  # Q(state, joint action), off-policy
 
 
 class CriticUpdate(OptimizerState):
@@ -108,6 +110,8 @@ class Critics:
     """
 
     def __init__(self, kind: CriticKind, obs_sizes, state_size: int, config: Config):
+        if kind not in (CriticKind.CENTRALISED, CriticKind.PER_AGENT):
+            raise ValueError(f"Critics are the on-policy value functions; {kind.value} is an off-policy kind (hapo.algos.q_critic)")
         self.kind, self.cfg = kind, config.algo
         self.num_agents = len(obs_sizes)
         sizes = [state_size] if kind is CriticKind.CENTRALISED else list(obs_sizes)

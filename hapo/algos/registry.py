@@ -2,9 +2,9 @@
 
 An entry says what an algorithm is, not how a training loop runs it: the on-policy loop
 (`hapo.onpolicy.OnPolicyTrainer`) maps `Scheme` to its scheme functions (`ON_POLICY_SCHEMES`) and
-`CriticKind` to its value functions (`hapo.algos.critic.Critics`); an off-policy loop can map
-the same two to its own (e.g. sequential updates where later agents see the earlier agents'
-new actions, or a centralised Q).
+`CriticKind` to its value functions (`hapo.algos.critic.Critics`); the off-policy loop
+(`hapo.offpolicy.OffPolicyTrainer`) maps the same two to its own (`OFF_POLICY_SCHEMES`: simultaneous
+updates against the buffer's actions; `hapo.algos.q_critic.QCritic`: a centralised Q).
 """
 
 from __future__ import annotations
@@ -14,26 +14,33 @@ from dataclasses import dataclass
 
 from hapo.algos.base import ActorUpdate, UpdateScheme
 from hapo.algos.critic import CriticKind
+from hapo.algos.ddpg import DeterministicActorUpdate, OffPolicyScheme
 from hapo.algos.haa2c import Haa2cUpdate
 from hapo.algos.happo import HappoUpdate
 from hapo.algos.hatrpo import HatrpoUpdate
 from hapo.algos.sequential import sequential_update
-from hapo.algos.simultaneous import simultaneous_update
+from hapo.algos.simultaneous import simultaneous_q_update, simultaneous_update
 
 
 class Scheme(enum.Enum):
     """How the agents' updates of one iteration relate to each other."""
 
     SEQUENTIAL = "sequential"  # one by one in a random (or fixed) order, each weighted by the compound factor M
-    SIMULTANEOUS = "simultaneous"  # all from the same old joint policy, M = 1
+    # All from the same old joint policy, M = 1 (off-policy: each against the buffer's actions).
+    SIMULTANEOUS = "simultaneous"
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    actor_update: type[ActorUpdate]  # one instance per distinct actor
+    actor_update: type[ActorUpdate | DeterministicActorUpdate]  # one instance per distinct actor
     scheme: Scheme
     critic: CriticKind
     summary: str  # one line for --help
+
+    @property
+    def off_policy(self) -> bool:
+        """Trained from a replay buffer by `hapo.offpolicy.OffPolicyTrainer` (deterministic actors, Q-critics)."""
+        return self.critic is CriticKind.CENTRALISED_Q
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -42,6 +49,11 @@ ALGORITHMS: dict[str, Algorithm] = {
     "haa2c": Algorithm(Haa2cUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED, "unclipped importance-weighted policy gradient, weighted by M"),
     "mappo": Algorithm(HappoUpdate, Scheme.SIMULTANEOUS, CriticKind.CENTRALISED, "clipped surrogate, simultaneous updates, one critic V(state)"),
     "ippo": Algorithm(HappoUpdate, Scheme.SIMULTANEOUS, CriticKind.PER_AGENT, "clipped surrogate, simultaneous updates, a critic V_i(o_i) per agent"),
+    "maddpg": Algorithm(
+        DeterministicActorUpdate, Scheme.SIMULTANEOUS, CriticKind.CENTRALISED_Q,
+        "off-policy: deterministic actors, each against the buffer's actions of the others, one Q(state, joint action)",
+    ),
 }
 
 ON_POLICY_SCHEMES: dict[Scheme, UpdateScheme] = {Scheme.SEQUENTIAL: sequential_update, Scheme.SIMULTANEOUS: simultaneous_update}
+OFF_POLICY_SCHEMES: dict[Scheme, OffPolicyScheme] = {Scheme.SIMULTANEOUS: simultaneous_q_update}

@@ -1,13 +1,15 @@
 """The simultaneous scheme: every agent updated from the same old joint policy, without the factor
-(MAPPO, IPPO)."""
+(MAPPO, IPPO), and its off-policy form, each agent against the buffer's actions of the others
+(MADDPG, MATD3)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from hapo.algos.base import ActorUpdate, Advantages, AgentBatch, AgentData, SchemeResult, agent_batch, new_ratio, old_policy, per_agent
+from hapo.algos.ddpg import DeterministicActorUpdate
 from hapo.models import Actor
 
 
@@ -43,6 +45,23 @@ def simultaneous_update(
     for actor, d, o in zip(actors, data, old):
         joint_ratio = joint_ratio * new_ratio(actor, d, o.log_prob)
     return SchemeResult(metrics, [ones] * len(actors), joint_ratio)
+
+
+def simultaneous_q_update(
+    updaters: Sequence[DeterministicActorUpdate],
+    obs: Sequence[torch.Tensor],
+    buffer_actions: Sequence[torch.Tensor],
+    value_of_joint: Callable[[list[torch.Tensor]], torch.Tensor],
+    order: Sequence[int],
+) -> list[dict[str, float]]:
+    """Update every deterministic actor against the other agents' actions from the buffer (MADDPG,
+    MATD3): agent i maximises Q(s, a^1, ..., mu_i(o_i), ..., a^n) with a^j the sampled actions,
+    whatever the other agents' updates. `order` only orders the updates.
+    """
+    metrics: list[dict[str, float]] = [{} for _ in updaters]
+    for i in order:
+        metrics[i] = updaters[i].update(obs[i], buffer_actions, i, value_of_joint)
+    return metrics
 
 
 def _stacked(batches: list[AgentBatch]) -> AgentBatch:

@@ -64,8 +64,8 @@ class EnvConfig:
 class AlgoConfig:
     """The learning algorithm and its hyperparameters."""
 
-    name: str = _opt("happo", "Algorithm (hapo.algos.ALGORITHMS): happo, hatrpo (sequential updates weighted by the compound factor, one critic V(state)); mappo (simultaneous PPO updates, one critic V(state)); ippo (simultaneous PPO updates, a critic V_i(o_i) per agent on its own observation); haa2c (sequential unclipped policy-gradient steps weighted by the compound factor, one critic V(state)).")
-    rollout_length: int = _opt(200, "Environment steps per environment per iteration (batch = num_envs * rollout_length).", COUNT)
+    name: str = _opt("happo", "Algorithm (hapo.algos.ALGORITHMS): happo, hatrpo (sequential updates weighted by the compound factor, one critic V(state)); mappo (simultaneous PPO updates, one critic V(state)); ippo (simultaneous PPO updates, a critic V_i(o_i) per agent on its own observation); haa2c (sequential unclipped policy-gradient steps weighted by the compound factor, one critic V(state)); off-policy, with deterministic actors, a replay buffer and a centralised Q(state, joint action): maddpg (simultaneous actor updates against the other agents' buffer actions).")
+    rollout_length: int = _opt(200, "On-policy: environment steps per environment per iteration (batch = num_envs * rollout_length).", COUNT)
     ppo_epochs: int = _opt(5, "Passes over the batch per agent update (HAPPO, MAPPO, IPPO).", COUNT)
     a2c_epochs: int = _opt(5, "HAA2C: passes over the batch per agent update (HARL's a2c_epoch).", COUNT)
     num_minibatches: int = _opt(1, "Minibatches per epoch of an agent update.", COUNT)
@@ -75,7 +75,7 @@ class AlgoConfig:
     critic_lr: float = _opt(5e-4, "Adam learning rate of the critic.", POSITIVE)
     lr_decay: str = _opt("none", "Learning-rate schedule of actors and critic: 'none' or 'linear' (iteration k of K uses lr * (1 - k / K)).", one_of("none", "linear"))
     adam_eps: float = _opt(1e-5, "Adam epsilon of actors and critic.", POSITIVE)
-    max_grad_norm: float = _opt(10.0, "Gradient-norm clip of actors and critic.", POSITIVE)
+    max_grad_norm: float = _opt(10.0, "Gradient-norm clip of actors and critic (on-policy algorithms; the off-policy ones do not clip, as HARL's).", POSITIVE)
     gamma: float = _opt(0.99, "Discount factor.", UNIT)
     gae_lambda: float = _opt(0.95, "GAE lambda.", UNIT)
     critic_epochs: int = _opt(5, "Passes over the batch per critic update.", COUNT)
@@ -84,8 +84,8 @@ class AlgoConfig:
     value_clip: bool = _opt(True, "Clip the value update around the old values by `clip`, as in MAPPO/HARL.")
     value_normalizer: bool = _opt(True, "Regress the critic on returns normalised by a running mean/std.")
     advantage_norm: bool = _opt(True, "Normalise advantages over the batch to zero mean, unit std.")
-    fixed_order: bool = _opt(False, "Update agents in index order every iteration instead of a random permutation (simultaneous updates: it only orders the minibatch draws).")
-    share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (MAPPO's tuned configs; an ablation for the heterogeneous-agent algorithms). Simultaneous updates update a shared actor once, on all its agents' rows.")
+    fixed_order: bool = _opt(False, "Update agents in index order every iteration (off-policy: every actor update) instead of a random permutation (simultaneous updates: it only orders the minibatch draws).")
+    share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (MAPPO's tuned configs; an ablation for the heterogeneous-agent algorithms). Simultaneous updates update a shared actor once, on all its agents' rows. On-policy algorithms only.")
     kl_threshold: float = _opt(0.01, "HATRPO: trust-region size delta, the bound on an agent's mean KL(old || new) per step.", POSITIVE)
     cg_iterations: int = _opt(10, "HATRPO: most conjugate-gradient iterations for the natural-gradient direction.", COUNT)
     cg_damping: float = _opt(0.1, "HATRPO: damping added to the Fisher matrix (F + damping I) in conjugate gradient.", NON_NEGATIVE)
@@ -93,6 +93,15 @@ class AlgoConfig:
     backtrack_coeff: float = _opt(0.8, "HATRPO: line-search factor; try the full step times backtrack_coeff^k, k = 0, 1, ...", OPEN_UNIT)
     ls_steps: int = _opt(10, "HATRPO: line-search candidates tried before the step is rejected (parameters kept).", COUNT)
     accept_ratio: float = _opt(0.5, "HATRPO: accept a step whose surrogate gain is at least this fraction of the linear prediction g . step.", UNIT)
+    # The off-policy family (MADDPG), named as in HARL's configs.
+    train_interval: int = _opt(50, "Off-policy: steps of every env per iteration (an iteration = env.num_envs * train_interval env steps, then its updates).", COUNT)
+    update_per_train: float = _opt(1.0, "Off-policy: updates per env step of the vector env: an iteration makes round(update_per_train * train_interval) updates (each one critic step on a sampled batch, and the actors' step when due).", POSITIVE)
+    buffer_size: int = _opt(1_000_000, "Off-policy: replay buffer capacity in transitions (it keeps the last buffer_size // env.num_envs steps of every env).", COUNT)
+    batch_size: int = _opt(1000, "Off-policy: transitions sampled (uniformly, with replacement) from the replay buffer per update.", COUNT)
+    warmup_steps: int = _opt(10_000, "Off-policy: the first warmup_steps env steps take uniform random actions in the action box, and updates wait until they are done.", COUNT_OR_ZERO)
+    n_step: int = _opt(1, "Off-policy: n-step returns: the critic's target sums up to n_step rewards and bootstraps from the state after the last (no bootstrap after a termination; a time-limit cut or the latest step collected ends the window early and bootstraps).", COUNT)
+    polyak: float = _opt(0.005, "Off-policy: target networks move by target = (1 - polyak) * target + polyak * online after each actor update.", UNIT)
+    expl_noise: float = _opt(0.1, "Off-policy: std of the Gaussian exploration noise added to the actions, as a fraction of half the action range (the sum is clamped to the action box).", NON_NEGATIVE)
 
 
 @dataclass
@@ -117,6 +126,7 @@ class RunConfig:
     eval_episodes: int = _opt(10, "Deterministic episodes per evaluation.", COUNT)
     eval_num_envs: int = _opt(10, "Parallel evaluation environments (a separate instance).", COUNT)
     checkpoint_interval: int = _opt(50, "Save a checkpoint every this many iterations, and after the last (0: only after the last).", COUNT_OR_ZERO)
+    checkpoint_buffer: bool = _opt(True, "Off-policy: checkpoints hold the replay buffer, so a resumed run continues exactly (about its algo.buffer_size transitions' bytes: see the README); false keeps them small, and a resumed run starts over with an empty buffer.")
     log_dir: str = _opt("runs", "Parent folder of run folders.")
     run_name: str = _opt("", "Run folder name under log_dir (empty: scenario-agent_conf-algo-seed).")
     torch_threads: int = _opt(1, "torch.set_num_threads while collecting and evaluating (results are reproducible for fixed thread counts).", COUNT)

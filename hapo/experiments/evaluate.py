@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config, policy = load_policy(args.run_dir)
+        if args.stochastic and any(actor.kind == "deterministic" for actor in policy.actors):
+            raise ValueError(f"--stochastic: {config.algo.name}'s actors are deterministic (its exploration noise is the trainer's); drop --stochastic")
         if args.video is not None:
             check_renderable(config.env.scenario)
     except (ValueError, OSError) as err:  # ConfigError and CheckpointError are ValueErrors

@@ -71,8 +71,9 @@ class Trial:
 
     @property
     def total_iterations(self) -> int:
-        cfg = self.config
-        return cfg.run.num_env_steps // (cfg.env.num_envs * cfg.algo.rollout_length)
+        from hapo.train import iteration_env_steps
+
+        return self.config.run.num_env_steps // iteration_env_steps(self.config)
 
 
 @dataclasses.dataclass(frozen=True)

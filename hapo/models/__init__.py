@@ -1,6 +1,6 @@
-"""Actors, critic, value normaliser, and the joint policy that acts for all agents at once."""
+"""Actors, critics, Q-functions, value normaliser, and the joint policy that acts for all agents at once."""
 
-from hapo.models.networks import MLP, Actor, Critic, ValueNormalizer
+from hapo.models.networks import MLP, Actor, Critic, DeterministicActor, QNetwork, ValueNormalizer
 from hapo.models.policy import JointPolicy
 
-__all__ = ["MLP", "Actor", "Critic", "JointPolicy", "ValueNormalizer"]
+__all__ = ["MLP", "Actor", "Critic", "DeterministicActor", "JointPolicy", "QNetwork", "ValueNormalizer"]

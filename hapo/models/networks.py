@@ -1,4 +1,5 @@
-"""Actors (one per agent), the centralised critic and the running value normaliser."""
+"""Actors (one per agent), the centralised critic, the running value normaliser, and the deterministic
+actors and Q-functions of the off-policy algorithms."""
 
 from __future__ import annotations
 
@@ -121,6 +122,42 @@ class Actor(nn.Module):
         """Mean over the batch of KL(old || new), given both distributions' parameters."""
         kl = kl_divergence(self.distribution_from_params(old_params), self.distribution_from_params(params))
         return (kl.sum(-1) if self.kind == "continuous" else kl).mean()
+
+
+class DeterministicActor(nn.Module):
+    """One agent's deterministic policy mu(o) = offset + scale * tanh(MLP(o)), inside the action
+    box: offset = (high + low) / 2, scale = (high - low) / 2 (MADDPG, MATD3, HADDPG, HATD3).
+
+    `offset` and `scale` are buffers, so they travel with the weights in `state_dict`.
+    """
+
+    kind = "deterministic"
+
+    def __init__(self, obs_size: int, action_low, action_high, cfg: ModelConfig):
+        super().__init__()
+        low, high = torch.as_tensor(action_low, dtype=torch.float32), torch.as_tensor(action_high, dtype=torch.float32)
+        if low.ndim != 1 or low.shape != high.shape or not (torch.isfinite(low).all() and torch.isfinite(high).all() and (low < high).all()):
+            raise ValueError(f"a deterministic actor needs a finite action box with low < high, got low {low.tolist()}, high {high.tolist()}")
+        self.obs_size, self.action_size = obs_size, len(low)
+        self.net = MLP(obs_size, self.action_size, cfg, cfg.output_gain)
+        self.register_buffer("offset", (high + low) / 2)
+        self.register_buffer("scale", (high - low) / 2)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actions float32 [B, action_size] for observations [B, obs_size]."""
+        return self.offset + self.scale * torch.tanh(self.net(obs))
+
+
+class QNetwork(nn.Module):
+    """Centralised Q(state, joint action): an MLP on the state and every agent's action, concatenated."""
+
+    def __init__(self, state_size: int, joint_action_size: int, cfg: ModelConfig):
+        super().__init__()
+        self.net = MLP(state_size + joint_action_size, 1, cfg, out_gain=1.0)
+
+    def forward(self, state: torch.Tensor, actions: list[torch.Tensor]) -> torch.Tensor:
+        """Q [B] of states [B, state_size] and the agents' actions, per agent [B, action_size]."""
+        return self.net(torch.cat([state, *actions], dim=-1)).squeeze(-1)
 
 
 def masked_log_softmax(logits: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from hapo.models.networks import ACTIVATIONS, Actor
+from hapo.models.networks import ACTIVATIONS, Actor, DeterministicActor
 
 
 @dataclass
@@ -21,7 +21,8 @@ class _Stack:
     biases: list[torch.Tensor]  # [G, 1, out]
     norm: tuple[torch.Tensor, torch.Tensor, float] | None  # input LayerNorm weight, bias [G, 1, in], eps
     hidden_norms: list[tuple[torch.Tensor, torch.Tensor, float]] | None  # after each hidden activation
-    log_std: torch.Tensor | None  # [G, 1, action_size]
+    log_std: torch.Tensor | None  # [G, 1, action_size] (Gaussian actors)
+    bounds: tuple[torch.Tensor, torch.Tensor] | None  # offset, scale [G, 1, action_size] (deterministic actors)
     kind: str
     activation: str
 
@@ -29,13 +30,14 @@ class _Stack:
 class JointPolicy:
     """All agents' policies, acting together.
 
-    Actors whose observation size, action size and action kind match are stacked and
+    Actors (`Actor`, or the off-policy algorithms' `DeterministicActor`) whose observation
+    size, action size and action kind match are stacked and
     evaluated by batched matrix products (`torch.baddbmm`), one call per layer for the
     whole group, instead of one forward per agent. The stacked weights are copies taken
     at construction and by `refresh()`: a `JointPolicy` acts with the weights it last saw.
     """
 
-    def __init__(self, actors: Sequence[Actor]):
+    def __init__(self, actors: Sequence[Actor | DeterministicActor]):
         self.actors = list(actors)
         groups: dict[tuple[int, int, str], list[int]] = {}
         for i, actor in enumerate(self.actors):
@@ -62,10 +64,13 @@ class JointPolicy:
         if nets[0].hidden_norms is not None:
             hidden_norms = [_stack_norms([n.hidden_norms[k] for n in nets]) for k in range(depth - 1)]
         first = self.actors[agents[0]]
-        log_std = None
+        log_std = bounds = None
         if first.kind == "continuous":
             log_std = torch.stack([self.actors[i].current_log_std() for i in agents]).unsqueeze(1)
-        return _Stack(agents, weights, biases, norm, hidden_norms, log_std, first.kind, nets[0].activation_name)
+        if first.kind == "deterministic":
+            offset = torch.stack([self.actors[i].offset for i in agents]).unsqueeze(1)
+            bounds = (offset, torch.stack([self.actors[i].scale for i in agents]).unsqueeze(1))
+        return _Stack(agents, weights, biases, norm, hidden_norms, log_std, bounds, first.kind, nets[0].activation_name)
 
     @torch.no_grad()
     def act(
@@ -79,20 +84,27 @@ class JointPolicy:
 
         Args:
           obs: per agent, float32 [B, obs_size].
-          deterministic: the Gaussian mean / the most probable choice instead of a sample.
+          deterministic: the Gaussian mean / the most probable choice instead of a sample
+            (deterministic actors have no distribution: they need deterministic=True).
           generator: the torch RNG to sample from (default: torch's global one).
           action_masks: per agent, bool [B, choices] of available choices (discrete only).
 
         Returns:
-          per agent, float32 [B, action_size] (unclipped Gaussian samples) or int64 [B].
+          per agent, float32 [B, action_size] (unclipped Gaussian samples, or a deterministic
+          actor's action) or int64 [B].
         """
+        if not deterministic and any(a.kind == "deterministic" for a in self.actors):
+            raise ValueError("deterministic actors (the off-policy algorithms') have no distribution to sample from: act with deterministic=True")
         obs = self._checked(obs, "obs", [a.obs_size for a in self.actors], torch.float32)
         if action_masks is not None:
             action_masks = self._checked(action_masks, "action_masks", [a.action_size for a in self.actors], torch.bool)
         actions: list[torch.Tensor] = [torch.empty(0)] * self.num_agents
         for stack in self._stacks:
             out = self._forward(stack, torch.stack([obs[i] for i in stack.agents]))
-            if stack.kind == "continuous":
+            if stack.kind == "deterministic":
+                offset, scale = stack.bounds
+                chosen = offset + scale * torch.tanh(out)
+            elif stack.kind == "continuous":
                 if not deterministic:
                     noise = torch.randn(out.shape, generator=generator)
                     out = out + stack.log_std.exp() * noise

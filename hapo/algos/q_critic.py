@@ -1,0 +1,75 @@
+"""The critic kind of the off-policy algorithms: a Q-function of the global state and the joint action,
+with a target network.
+
+- `CriticKind.CENTRALISED_Q` (MADDPG): one Q(s, a); its target network gives the bootstrap,
+  and the actors are updated after every critic update.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+from torch.nn import functional as F
+
+from hapo.algos.base import OptimizerState
+from hapo.algos.critic import CriticKind
+from hapo.algos.ddpg import frozen_copy, polyak_update
+from hapo.config import Config
+from hapo.models import QNetwork
+
+HEADS = {CriticKind.CENTRALISED_Q: 1}
+
+
+class QCritic(OptimizerState):
+    """Q(state, joint action) (`CENTRALISED_Q`) with its target network and an Adam optimiser.
+
+    Args:
+      kind: the algorithm's critic kind.
+      state_size: the global state's size.
+      action_sizes: the agents' action sizes (the joint action is their concatenation).
+      config: the run's config (model for the networks, algo for the optimiser).
+    """
+
+    def __init__(self, kind: CriticKind, state_size: int, action_sizes: Sequence[int], config: Config):
+        if kind not in HEADS:
+            raise ValueError(f"QCritic is for the off-policy critic kinds {', '.join(k.value for k in HEADS)}, got {kind.value}")
+        self.kind, self.cfg = kind, config.algo
+        self.heads = [QNetwork(state_size, sum(action_sizes), config.model) for _ in range(HEADS[kind])]
+        self.targets = [frozen_copy(head) for head in self.heads]
+        self.base_lr = config.algo.critic_lr
+        parameters = itertools.chain.from_iterable(head.parameters() for head in self.heads)
+        self.optimizer = torch.optim.Adam(parameters, lr=config.algo.critic_lr, eps=config.algo.adam_eps)
+
+    def value(self, state: torch.Tensor, actions: list[torch.Tensor]) -> torch.Tensor:
+        """Q [B] of the first head: what the actors maximise."""
+        return self.heads[0](state, actions)
+
+    @torch.no_grad()
+    def target_value(self, state: torch.Tensor, actions: list[torch.Tensor]) -> torch.Tensor:
+        """The target network's Q [B]."""
+        return self.targets[0](state, actions)
+
+    def update(self, state: torch.Tensor, actions: list[torch.Tensor], targets: torch.Tensor) -> dict[str, float]:
+        """One Adam step on the sum over heads of the mean squared error to `targets` [B]."""
+        values = [head(state, actions) for head in self.heads]
+        loss = sum(F.mse_loss(v, targets) for v in values)
+        self.optimizer.zero_grad()
+        loss.backward()
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for head in self.heads for p in head.parameters()])
+        self.optimizer.step()
+        return {"q_loss": loss.item() / len(values), "q_mean": values[0].mean().item(), "target_mean": targets.mean().item(), "grad_norm": grad_norm.item()}
+
+    def soft_update(self, polyak: float) -> None:
+        for target, head in zip(self.targets, self.heads, strict=True):
+            polyak_update(target, head, polyak)
+
+    # Checkpoint layout: "critic" = the networks, "critic_update" = the optimiser (OptimizerState).
+    def networks_state_dict(self) -> dict:
+        return {"heads": [h.state_dict() for h in self.heads], "targets": [t.state_dict() for t in self.targets]}
+
+    def load_networks_state_dict(self, state: dict) -> None:
+        for modules, states in ((self.heads, state["heads"]), (self.targets, state["targets"])):
+            for module, module_state in zip(modules, states, strict=True):
+                module.load_state_dict(module_state)

@@ -6,7 +6,7 @@ An iteration is `algo.train_interval` steps of all `env.num_envs` environments (
 train_interval env steps: HARL trains every train_interval steps of its n_rollout_threads envs),
 then round(algo.update_per_train * algo.train_interval) updates. An update samples
 `algo.batch_size` transitions, takes one critic step on their n-step targets and, when due (every
-update), the actors' steps by the algorithm's scheme
+update; with twin critics every `algo.policy_freq`-th), the actors' steps by the algorithm's scheme
 and the soft (Polyak) update of every target network. The first `algo.warmup_steps` env steps act
 uniformly at random in the action box, and no update happens until they are collected and the
 buffer holds a batch.
@@ -41,11 +41,11 @@ ACTOR_METRICS = ("policy_loss", "grad_norm")
 
 
 class OffPolicyTrainer(Trainer):
-    """Off-policy training of one deterministic actor per agent and a centralised Q-critic.
+    """Off-policy training of one deterministic actor per agent and a centralised Q-critic (or twin ones).
 
     The algorithm's entry in `hapo.algos.ALGORITHMS` gives the scheme of the actors' updates
     (sequential: each against the new actions of the agents updated before it; simultaneous:
-    each against the buffer's actions of the others) and the critic kind (one Q).
+    each against the buffer's actions of the others) and the critic kind (one Q, or TD3's twins).
     Only continuous actions; no parameter sharing.
     """
 
@@ -135,8 +135,9 @@ class OffPolicyTrainer(Trainer):
             for _ in range(self.updates_per_iteration):
                 batch = self.buffer.sample(algo.batch_size, algo.n_step, algo.gamma, self.minibatch_generator)
                 critic.add(**self._critic_step(batch))
-                actors.add(**self._actor_step(batch))
-                actor_updates += 1
+                if self.critic.actors_due(self.critic_updates):
+                    actors.add(**self._actor_step(batch))
+                    actor_updates += 1
             self.joint_policy.refresh()
         critic_means, actor_means = critic.result(), actors.result()
         return {
@@ -149,7 +150,10 @@ class OffPolicyTrainer(Trainer):
 
     def _critic_step(self, batch: ReplaySample) -> dict[str, float]:
         """One critic step on the batch's n-step targets."""
-        next_actions = [u.target_actions(o) for u, o in zip(self.updaters, batch.next_obs, strict=True)]
+        next_actions = [
+            self.critic.bootstrap_actions(u.target_actions(o), u.actor.offset, u.actor.scale, self.minibatch_generator)
+            for u, o in zip(self.updaters, batch.next_obs, strict=True)
+        ]
         targets = batch.returns + batch.discount * self.critic.target_value(batch.next_state, next_actions)
         self.critic_updates += 1
         return self.critic.update(batch.state, batch.actions, targets)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from hapo import config
+from hapo.algos import CriticKind, QCritic
 from hapo.config import ConfigError
 from hapo.experiments.evaluate import main as evaluate_main
 from hapo.logger import METRICS_FILE, read_csv
@@ -155,7 +157,7 @@ def test_buffer_state_round_trips_through_a_weights_only_load(steps):
 
 
 # -- training ----------------------------------------------------------------------------------
-OFF_POLICY = ["maddpg"]
+OFF_POLICY = ["maddpg", "matd3"]
 QUIET = ["run.progress=false", "run.tensorboard=false"]
 
 
@@ -207,9 +209,9 @@ def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, algo):
 
 
 def test_without_the_buffer_in_the_checkpoint_a_resumed_run_refills_it(tmp_path, caplog):
-    cfg = short("maddpg", "run.checkpoint_buffer=false")
+    cfg = short("matd3", "run.checkpoint_buffer=false")
     Trainer(cfg, tmp_path / "with").train(iterations=3)
-    Trainer(short("maddpg"), tmp_path / "without").train(iterations=3)
+    Trainer(short("matd3"), tmp_path / "without").train(iterations=3)
     assert (tmp_path / "with" / CHECKPOINT_FILE).stat().st_size < (tmp_path / "without" / CHECKPOINT_FILE).stat().st_size
     assert torch.load(tmp_path / "with" / CHECKPOINT_FILE, weights_only=True)["replay"] is None
     resumed = Trainer.resume(tmp_path / "with")
@@ -235,12 +237,13 @@ def parameters_of(modules):
     return [p.detach().clone() for m in modules for p in m.parameters()]
 
 
-@pytest.mark.parametrize(("algo", "policy_freq"), [("maddpg", 1)])
+@pytest.mark.parametrize(("algo", "policy_freq"), [("maddpg", 1), ("matd3", 2)])
 def test_target_networks_move_by_exactly_polyak_tau_when_the_actors_update(algo, policy_freq):
-    """After an update: target = (1 - tau) * old target + tau * online (the online weights after
-    that update), for every actor's and critic's target."""
+    """After an update with an actor step: target = (1 - tau) * old target + tau * online (the
+    online weights after that update), for every actor's and critic's target; after an update
+    without one (TD3's delay), the targets stay as they were."""
     tau = 0.3
-    trainer = Trainer(short(algo, f"algo.polyak={tau}", "algo.update_per_train=0.1"))  # 1 update each
+    trainer = Trainer(short(algo, f"algo.polyak={tau}", f"algo.policy_freq={policy_freq}", "algo.update_per_train=0.1"))  # 1 update each
     trainer.train(iterations=1)  # warm-up: no update yet
     onlines = [u.actor for u in trainer.updaters] + trainer.critic.heads
     targets = [u.target for u in trainer.updaters] + trainer.critic.targets
@@ -261,6 +264,24 @@ def test_target_networks_move_by_exactly_polyak_tau_when_the_actors_update(algo,
             torch.testing.assert_close(new, (1 - tau) * old + tau * online, rtol=1e-6, atol=1e-7)
 
 
+def test_target_policy_smoothing_is_clipped_noise_inside_the_box():
+    cfg = config.Config().with_overrides(["algo.policy_noise=0.4", "algo.noise_clip=0.5"])
+    offset, scale = torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0])  # boxes [-1, 1] and [-1, 3]
+    actions = torch.tensor([[0.0, 1.0], [0.9, 2.9]]).repeat(5000, 1)
+    twin = QCritic(CriticKind.TWIN_Q, 3, [2], cfg).bootstrap_actions(actions, offset, scale, torch.Generator().manual_seed(0))
+    noise = twin - actions
+    centre = noise[0::2]  # actions in the middle of the box: only the noise clip bounds them
+    assert torch.allclose(centre.abs().max(0).values, 0.5 * scale)  # clipped at noise_clip * scale
+    # The std of N(0, s^2) clipped at +-k s: s sqrt(erf(k / sqrt 2) - 2 k phi(k) + 2 k^2 Phi(-k)).
+    k = 0.5 / 0.4
+    phi, tail = math.exp(-k * k / 2) / math.sqrt(2 * math.pi), 0.5 * math.erfc(k / math.sqrt(2))
+    clipped_std = math.sqrt(math.erf(k / math.sqrt(2)) - 2 * k * phi + 2 * k * k * tail)
+    torch.testing.assert_close(centre.std(0), 0.4 * scale * clipped_std, rtol=0.03, atol=0)
+    assert (twin[1::2] <= offset + scale).all() and (twin[1::2] == offset + scale).any()  # clamped to the box
+    single = QCritic(CriticKind.CENTRALISED_Q, 3, [2], cfg).bootstrap_actions(actions, offset, scale, torch.Generator())
+    assert torch.equal(single, actions)  # DDPG's target actions are the target actors' own
+
+
 def test_joint_policy_acts_with_deterministic_actors_in_their_box():
     torch.manual_seed(2)
     model = config.Config().model
@@ -278,7 +299,7 @@ def test_joint_policy_acts_with_deterministic_actors_in_their_box():
 
 
 def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_path, capsys):
-    trainer = Trainer(short("maddpg"), tmp_path)
+    trainer = Trainer(short("matd3"), tmp_path)
     trainer.train()
     loaded_config, policy = load_policy(tmp_path)
     assert loaded_config == trainer.config
@@ -289,10 +310,10 @@ def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_pat
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 3
     with pytest.raises(SystemExit):
         evaluate_main([str(tmp_path), "--stochastic"])
-    assert "maddpg's actors are deterministic" in capsys.readouterr().err
+    assert "matd3's actors are deterministic" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("algo", ["maddpg"])
+@pytest.mark.parametrize("algo", ["maddpg", "matd3"])
 def test_mujoco_iteration_gives_finite_metrics(algo):
     """Two short iterations on HalfCheetah 2x3 through the C++ env, end to end."""
     cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [f"algo.name={algo}", "model.layernorm=none",

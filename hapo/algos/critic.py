@@ -29,6 +29,7 @@ class CriticKind(enum.Enum):
     CENTRALISED = "centralised"  # V(state)
     PER_AGENT = "per_agent"  # V_i(o_i)
     CENTRALISED_Q = "centralised_q"  # Q(state, joint action), off-policy
+    TWIN_Q = "twin_q"  # two Q(state, joint action), the smaller target (TD3), off-policy
 
 
 class CriticUpdate(OptimizerState):

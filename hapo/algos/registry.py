@@ -4,7 +4,7 @@ An entry says what an algorithm is, not how a training loop runs it: the on-poli
 (`hapo.onpolicy.OnPolicyTrainer`) maps `Scheme` to its scheme functions (`ON_POLICY_SCHEMES`) and
 `CriticKind` to its value functions (`hapo.algos.critic.Critics`); the off-policy loop
 (`hapo.offpolicy.OffPolicyTrainer`) maps the same two to its own (`OFF_POLICY_SCHEMES`: simultaneous
-updates against the buffer's actions; `hapo.algos.q_critic.QCritic`: a centralised Q).
+updates against the buffer's actions; `hapo.algos.q_critic.QCritic`: a centralised Q, or twin ones).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Algorithm:
     @property
     def off_policy(self) -> bool:
         """Trained from a replay buffer by `hapo.offpolicy.OffPolicyTrainer` (deterministic actors, Q-critics)."""
-        return self.critic is CriticKind.CENTRALISED_Q
+        return self.critic in (CriticKind.CENTRALISED_Q, CriticKind.TWIN_Q)
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -52,6 +52,10 @@ ALGORITHMS: dict[str, Algorithm] = {
     "maddpg": Algorithm(
         DeterministicActorUpdate, Scheme.SIMULTANEOUS, CriticKind.CENTRALISED_Q,
         "off-policy: deterministic actors, each against the buffer's actions of the others, one Q(state, joint action)",
+    ),
+    "matd3": Algorithm(
+        DeterministicActorUpdate, Scheme.SIMULTANEOUS, CriticKind.TWIN_Q,
+        "MADDPG with twin critics, target policy smoothing and delayed actor updates",
     ),
 }
 

@@ -157,7 +157,7 @@ def test_buffer_state_round_trips_through_a_weights_only_load(steps):
 
 
 # -- training ----------------------------------------------------------------------------------
-OFF_POLICY = ["maddpg", "matd3"]
+OFF_POLICY = ["maddpg", "matd3", "haddpg"]
 QUIET = ["run.progress=false", "run.tensorboard=false"]
 
 
@@ -209,9 +209,9 @@ def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, algo):
 
 
 def test_without_the_buffer_in_the_checkpoint_a_resumed_run_refills_it(tmp_path, caplog):
-    cfg = short("matd3", "run.checkpoint_buffer=false")
+    cfg = short("haddpg", "run.checkpoint_buffer=false")
     Trainer(cfg, tmp_path / "with").train(iterations=3)
-    Trainer(short("matd3"), tmp_path / "without").train(iterations=3)
+    Trainer(short("haddpg"), tmp_path / "without").train(iterations=3)
     assert (tmp_path / "with" / CHECKPOINT_FILE).stat().st_size < (tmp_path / "without" / CHECKPOINT_FILE).stat().st_size
     assert torch.load(tmp_path / "with" / CHECKPOINT_FILE, weights_only=True)["replay"] is None
     resumed = Trainer.resume(tmp_path / "with")
@@ -237,7 +237,7 @@ def parameters_of(modules):
     return [p.detach().clone() for m in modules for p in m.parameters()]
 
 
-@pytest.mark.parametrize(("algo", "policy_freq"), [("maddpg", 1), ("matd3", 2)])
+@pytest.mark.parametrize(("algo", "policy_freq"), [("maddpg", 1), ("matd3", 2), ("haddpg", 1)])
 def test_target_networks_move_by_exactly_polyak_tau_when_the_actors_update(algo, policy_freq):
     """After an update with an actor step: target = (1 - tau) * old target + tau * online (the
     online weights after that update), for every actor's and critic's target; after an update
@@ -247,7 +247,7 @@ def test_target_networks_move_by_exactly_polyak_tau_when_the_actors_update(algo,
     trainer.train(iterations=1)  # warm-up: no update yet
     onlines = [u.actor for u in trainer.updaters] + trainer.critic.heads
     targets = [u.target for u in trainer.updaters] + trainer.critic.targets
-    assert len(trainer.critic.heads) == (2 if algo != "maddpg" else 1)
+    assert len(trainer.critic.heads) == (2 if algo.endswith("td3") else 1)
     for update in range(1, 1 + 2 * policy_freq):
         old_targets, old_onlines = parameters_of(targets), parameters_of(onlines)
         row = trainer.iterate()
@@ -299,7 +299,7 @@ def test_joint_policy_acts_with_deterministic_actors_in_their_box():
 
 
 def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_path, capsys):
-    trainer = Trainer(short("matd3"), tmp_path)
+    trainer = Trainer(short("haddpg"), tmp_path)
     trainer.train()
     loaded_config, policy = load_policy(tmp_path)
     assert loaded_config == trainer.config
@@ -310,10 +310,10 @@ def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_pat
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 3
     with pytest.raises(SystemExit):
         evaluate_main([str(tmp_path), "--stochastic"])
-    assert "matd3's actors are deterministic" in capsys.readouterr().err
+    assert "haddpg's actors are deterministic" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("algo", ["maddpg", "matd3"])
+@pytest.mark.parametrize("algo", ["maddpg", "haddpg"])
 def test_mujoco_iteration_gives_finite_metrics(algo):
     """Two short iterations on HalfCheetah 2x3 through the C++ env, end to end."""
     cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [f"algo.name={algo}", "model.layernorm=none",

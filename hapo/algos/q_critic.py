@@ -1,7 +1,7 @@
 """The critic kinds of the off-policy algorithms: Q-functions of the global state and the joint action,
 with target networks.
 
-- `CriticKind.CENTRALISED_Q` (MADDPG): one Q(s, a); its target network gives the
+- `CriticKind.CENTRALISED_Q` (MADDPG, HADDPG): one Q(s, a); its target network gives the
   bootstrap, and the actors are updated after every critic update.
 - `CriticKind.TWIN_Q` (MATD3): TD3's critic: two Q-functions trained on the same
   target, which bootstraps from the smaller of their target networks' values at the target

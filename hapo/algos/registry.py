@@ -3,8 +3,9 @@
 An entry says what an algorithm is, not how a training loop runs it: the on-policy loop
 (`hapo.onpolicy.OnPolicyTrainer`) maps `Scheme` to its scheme functions (`ON_POLICY_SCHEMES`) and
 `CriticKind` to its value functions (`hapo.algos.critic.Critics`); the off-policy loop
-(`hapo.offpolicy.OffPolicyTrainer`) maps the same two to its own (`OFF_POLICY_SCHEMES`: simultaneous
-updates against the buffer's actions; `hapo.algos.q_critic.QCritic`: a centralised Q, or twin ones).
+(`hapo.offpolicy.OffPolicyTrainer`) maps the same two to its own (`OFF_POLICY_SCHEMES`: sequential
+updates where later agents see the earlier agents' new actions, or simultaneous ones against the
+buffer's actions; `hapo.algos.q_critic.QCritic`: a centralised Q, or twin ones).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from hapo.algos.ddpg import DeterministicActorUpdate, OffPolicyScheme
 from hapo.algos.haa2c import Haa2cUpdate
 from hapo.algos.happo import HappoUpdate
 from hapo.algos.hatrpo import HatrpoUpdate
-from hapo.algos.sequential import sequential_update
+from hapo.algos.sequential import sequential_q_update, sequential_update
 from hapo.algos.simultaneous import simultaneous_q_update, simultaneous_update
 
 
 class Scheme(enum.Enum):
     """How the agents' updates of one iteration relate to each other."""
 
-    SEQUENTIAL = "sequential"  # one by one in a random (or fixed) order, each weighted by the compound factor M
+    # One by one in a random (or fixed) order, each weighted by the compound factor M (off-policy:
+    # each against the new actions of the agents updated before it).
+    SEQUENTIAL = "sequential"
     # All from the same old joint policy, M = 1 (off-policy: each against the buffer's actions).
     SIMULTANEOUS = "simultaneous"
 
@@ -57,7 +60,11 @@ ALGORITHMS: dict[str, Algorithm] = {
         DeterministicActorUpdate, Scheme.SIMULTANEOUS, CriticKind.TWIN_Q,
         "MADDPG with twin critics, target policy smoothing and delayed actor updates",
     ),
+    "haddpg": Algorithm(
+        DeterministicActorUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED_Q,
+        "off-policy: deterministic actors updated one by one, each against the new actions of those before it, one Q(state, joint action)",
+    ),
 }
 
 ON_POLICY_SCHEMES: dict[Scheme, UpdateScheme] = {Scheme.SEQUENTIAL: sequential_update, Scheme.SIMULTANEOUS: simultaneous_update}
-OFF_POLICY_SCHEMES: dict[Scheme, OffPolicyScheme] = {Scheme.SIMULTANEOUS: simultaneous_q_update}
+OFF_POLICY_SCHEMES: dict[Scheme, OffPolicyScheme] = {Scheme.SEQUENTIAL: sequential_q_update, Scheme.SIMULTANEOUS: simultaneous_q_update}

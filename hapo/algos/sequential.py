@@ -1,13 +1,15 @@
 """The heterogeneous-agent sequential scheme: agents one by one, each weighted by the compound factor M
-(HAPPO, HATRPO, HAA2C)."""
+(HAPPO, HATRPO, HAA2C), and its off-policy form, each agent against the new actions of those before
+it (HADDPG, HATD3)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from hapo.algos.base import ActorUpdate, Advantages, AgentData, SchemeResult, agent_batch, new_ratio, old_policy, per_agent
+from hapo.algos.ddpg import DeterministicActorUpdate
 from hapo.models import Actor
 
 
@@ -42,3 +44,27 @@ def sequential_update(
                 "in one iteration (lower algo.actor_lr, algo.clip or algo.ppo_epochs)"
             )
     return SchemeResult(metrics, factors, factor)
+
+
+def sequential_q_update(
+    updaters: Sequence[DeterministicActorUpdate],
+    obs: Sequence[torch.Tensor],
+    buffer_actions: Sequence[torch.Tensor],
+    value_of_joint: Callable[[list[torch.Tensor]], torch.Tensor],
+    order: Sequence[int],
+) -> list[dict[str, float]]:
+    """Update the deterministic actors one by one in `order` (HADDPG, HATD3).
+
+    Agent i_m maximises Q(s, a) where a holds its own mu(o), the new actions of the agents
+    i_1 .. i_{m-1} updated before it, and the current (not yet updated) actors' actions of the
+    others: the joint action starts at every actor's mu(o) on the batch, and each agent's entry
+    is replaced by its new actor's action once it is updated. The buffer's actions are not used.
+    """
+    with torch.no_grad():
+        joint = [u.actor(o) for u, o in zip(updaters, obs, strict=True)]
+    metrics: list[dict[str, float]] = [{} for _ in updaters]
+    for i in order:
+        metrics[i] = updaters[i].update(obs[i], joint, i, value_of_joint)
+        with torch.no_grad():
+            joint[i] = updaters[i].actor(obs[i])
+    return metrics

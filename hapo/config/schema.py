@@ -64,7 +64,7 @@ class EnvConfig:
 class AlgoConfig:
     """The learning algorithm and its hyperparameters."""
 
-    name: str = _opt("happo", "Algorithm (hapo.algos.ALGORITHMS): happo, hatrpo (sequential updates weighted by the compound factor, one critic V(state)); mappo (simultaneous PPO updates, one critic V(state)); ippo (simultaneous PPO updates, a critic V_i(o_i) per agent on its own observation); haa2c (sequential unclipped policy-gradient steps weighted by the compound factor, one critic V(state)); off-policy, with deterministic actors, a replay buffer and a centralised Q(state, joint action): maddpg, matd3 (simultaneous actor updates against the other agents' buffer actions; matd3 with twin critics, target smoothing and delayed actor updates).")
+    name: str = _opt("happo", "Algorithm (hapo.algos.ALGORITHMS): happo, hatrpo (sequential updates weighted by the compound factor, one critic V(state)); mappo (simultaneous PPO updates, one critic V(state)); ippo (simultaneous PPO updates, a critic V_i(o_i) per agent on its own observation); haa2c (sequential unclipped policy-gradient steps weighted by the compound factor, one critic V(state)); off-policy, with deterministic actors, a replay buffer and a centralised Q(state, joint action): maddpg, matd3 (simultaneous actor updates against the other agents' buffer actions; matd3 with twin critics, target smoothing and delayed actor updates), haddpg, hatd3 (sequential actor updates, each against the new actions of the agents updated before it).")
     rollout_length: int = _opt(200, "On-policy: environment steps per environment per iteration (batch = num_envs * rollout_length).", COUNT)
     ppo_epochs: int = _opt(5, "Passes over the batch per agent update (HAPPO, MAPPO, IPPO).", COUNT)
     a2c_epochs: int = _opt(5, "HAA2C: passes over the batch per agent update (HARL's a2c_epoch).", COUNT)
@@ -93,7 +93,7 @@ class AlgoConfig:
     backtrack_coeff: float = _opt(0.8, "HATRPO: line-search factor; try the full step times backtrack_coeff^k, k = 0, 1, ...", OPEN_UNIT)
     ls_steps: int = _opt(10, "HATRPO: line-search candidates tried before the step is rejected (parameters kept).", COUNT)
     accept_ratio: float = _opt(0.5, "HATRPO: accept a step whose surrogate gain is at least this fraction of the linear prediction g . step.", UNIT)
-    # The off-policy family (MADDPG, MATD3), named as in HARL's configs.
+    # The off-policy family (MADDPG, MATD3, HADDPG), named as in HARL's configs.
     train_interval: int = _opt(50, "Off-policy: steps of every env per iteration (an iteration = env.num_envs * train_interval env steps, then its updates).", COUNT)
     update_per_train: float = _opt(1.0, "Off-policy: updates per env step of the vector env: an iteration makes round(update_per_train * train_interval) updates (each one critic step on a sampled batch, and the actors' step when due).", POSITIVE)
     buffer_size: int = _opt(1_000_000, "Off-policy: replay buffer capacity in transitions (it keeps the last buffer_size // env.num_envs steps of every env).", COUNT)
@@ -104,7 +104,7 @@ class AlgoConfig:
     expl_noise: float = _opt(0.1, "Off-policy: std of the Gaussian exploration noise added to the actions, as a fraction of half the action range (the sum is clamped to the action box).", NON_NEGATIVE)
     policy_noise: float = _opt(0.2, "MATD3: std of the target policy smoothing noise added to the target actors' actions, as a fraction of half the action range.", NON_NEGATIVE)
     noise_clip: float = _opt(0.5, "MATD3: the smoothing noise is clipped to +-noise_clip times half the action range (then the action to the box).", NON_NEGATIVE)
-    policy_freq: int = _opt(2, "MATD3: the actors (and all target networks) are updated every policy_freq critic updates (MADDPG: every update).", COUNT)
+    policy_freq: int = _opt(2, "MATD3: the actors (and all target networks) are updated every policy_freq critic updates (MADDPG and HADDPG: every update).", COUNT)
 
 
 @dataclass

@@ -3,6 +3,8 @@ on the toy task, determinism and exact resume; the defining detail of each algor
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import json
 import math
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 from hapo import config
-from hapo.algos import CriticKind, QCritic
+from hapo.algos import ALGORITHMS, CriticKind, DeterministicActorUpdate, QCritic, Scheme, sequential_q_update, simultaneous_q_update
 from hapo.config import ConfigError
 from hapo.experiments.evaluate import main as evaluate_main
 from hapo.logger import METRICS_FILE, read_csv
@@ -157,7 +159,7 @@ def test_buffer_state_round_trips_through_a_weights_only_load(steps):
 
 
 # -- training ----------------------------------------------------------------------------------
-OFF_POLICY = ["maddpg", "matd3", "haddpg"]
+OFF_POLICY = ["maddpg", "matd3", "haddpg", "hatd3"]
 QUIET = ["run.progress=false", "run.tensorboard=false"]
 
 
@@ -209,9 +211,9 @@ def test_resumed_run_writes_the_rows_of_an_uninterrupted_run(tmp_path, algo):
 
 
 def test_without_the_buffer_in_the_checkpoint_a_resumed_run_refills_it(tmp_path, caplog):
-    cfg = short("haddpg", "run.checkpoint_buffer=false")
+    cfg = short("hatd3", "run.checkpoint_buffer=false")
     Trainer(cfg, tmp_path / "with").train(iterations=3)
-    Trainer(short("haddpg"), tmp_path / "without").train(iterations=3)
+    Trainer(short("hatd3"), tmp_path / "without").train(iterations=3)
     assert (tmp_path / "with" / CHECKPOINT_FILE).stat().st_size < (tmp_path / "without" / CHECKPOINT_FILE).stat().st_size
     assert torch.load(tmp_path / "with" / CHECKPOINT_FILE, weights_only=True)["replay"] is None
     resumed = Trainer.resume(tmp_path / "with")
@@ -222,8 +224,8 @@ def test_without_the_buffer_in_the_checkpoint_a_resumed_run_refills_it(tmp_path,
 
 
 def test_discrete_actions_and_shared_actors_are_refused():
-    with pytest.raises(ConfigError, match="maddpg acts with deterministic actors, which need continuous actions; ToySplit has discrete ones"):
-        Trainer(config.load("toy_split").with_overrides(QUIET + ["algo.name=maddpg"]))
+    with pytest.raises(ConfigError, match="hatd3 acts with deterministic actors, which need continuous actions; ToySplit has discrete ones"):
+        Trainer(config.load("toy_split").with_overrides(QUIET + ["algo.name=hatd3"]))
     with pytest.raises(ConfigError, match="algo.share_param is not supported by maddpg"):
         Trainer(toy("maddpg", "algo.share_param=true"))
     with pytest.raises(ConfigError, match=r"run.num_env_steps \(100\) is less than one iteration's batch: env.num_envs \* algo.train_interval = 160"):
@@ -237,7 +239,7 @@ def parameters_of(modules):
     return [p.detach().clone() for m in modules for p in m.parameters()]
 
 
-@pytest.mark.parametrize(("algo", "policy_freq"), [("maddpg", 1), ("matd3", 2), ("haddpg", 1)])
+@pytest.mark.parametrize(("algo", "policy_freq"), [("maddpg", 1), ("hatd3", 2), ("matd3", 3)])
 def test_target_networks_move_by_exactly_polyak_tau_when_the_actors_update(algo, policy_freq):
     """After an update with an actor step: target = (1 - tau) * old target + tau * online (the
     online weights after that update), for every actor's and critic's target; after an update
@@ -262,6 +264,78 @@ def test_target_networks_move_by_exactly_polyak_tau_when_the_actors_update(algo,
         for old, online, new in zip(old_targets, new_onlines, new_targets, strict=True):
             assert not torch.equal(new, old)
             torch.testing.assert_close(new, (1 - tau) * old + tau * online, rtol=1e-6, atol=1e-7)
+
+
+class Undone:
+    """Runs an agent's update, then puts its actor's old weights back (its optimiser state stays)."""
+
+    def __init__(self, inner):
+        self.inner, self.actor = inner, inner.actor
+
+    def update(self, *args):
+        before = copy.deepcopy(self.actor.state_dict())
+        metrics = self.inner.update(*args)
+        self.actor.load_state_dict(before)
+        return metrics
+
+
+def second_agent_gradient(scheme, first_kept):
+    """Agent 2's actor gradient in one actor step of `scheme` in the order (agent 1, agent 2),
+    with agent 1's update kept or undone, and (agent 1's actor before and after, agent 2's before)."""
+    torch.manual_seed(0)
+    cfg = config.Config().with_overrides(["model.hidden_sizes=[16]", "model.layernorm=none", "model.output_gain=1.0", "algo.actor_lr=0.05"])
+    first = DeterministicActor(4, -np.ones(2), np.ones(2), cfg.model)
+    second = DeterministicActor(3, -2 * np.ones(1), 2 * np.ones(1), cfg.model)
+    critic = QCritic(CriticKind.TWIN_Q, 5, [2, 1], cfg)
+    state, obs = torch.randn(256, 5), [torch.randn(256, 4), torch.randn(256, 3)]
+    with torch.no_grad():  # the buffer's actions: what the actors do now, so that only the update can differ
+        actions = [first(obs[0]), second(obs[1])]
+    starts = [copy.deepcopy(a) for a in (first, second)]
+    updaters = [DeterministicActorUpdate(a, cfg.algo) for a in (first, second)]
+    scheme([updaters[0] if first_kept else Undone(updaters[0]), updaters[1]], obs, actions, functools.partial(critic.value, state), [0, 1])
+    gradient = [p.grad.clone() for p in second.parameters()]  # its one step's (the next update would clear them)
+    return gradient, (starts[0], copy.deepcopy(first), starts[1]), (critic, state, obs)
+
+
+def reference_gradient(first, second, critic, state, obs):
+    """d/d(second's weights) of -mean Q1(state, [first(o1), second(o2)]), by autograd on a copy."""
+    second = copy.deepcopy(second)
+    with torch.no_grad():
+        first_action = first(obs[0])
+    loss = -critic.heads[0](state, [first_action, second(obs[1])]).mean()
+    return torch.autograd.grad(loss, list(second.parameters()))
+
+
+def test_hatd3_agent_sees_the_new_actions_of_the_agents_updated_before_it():
+    gradient, (first_before, first_after, second_before), (critic, state, obs) = second_agent_gradient(sequential_q_update, first_kept=True)
+    assert max((a - b).abs().max().item() for a, b in zip(first_before.parameters(), first_after.parameters())) > 1e-3
+    seen = reference_gradient(first_after, second_before, critic, state, obs)
+    unseen = reference_gradient(first_before, second_before, critic, state, obs)
+    for got, want in zip(gradient, seen, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    assert max((a - b).abs().max().item() for a, b in zip(seen, unseen)) > 1e-4  # agent 1's update matters here
+
+
+def test_hatd3_agent_gradient_with_the_earlier_update_undone_is_matd3s():
+    """MATD3 holds agent 1 at its buffer action (here agent 1's current action), whatever its update."""
+    undone, *_ = second_agent_gradient(sequential_q_update, first_kept=False)
+    matd3, (first_before, _, second_before), (critic, state, obs) = second_agent_gradient(simultaneous_q_update, first_kept=True)
+    for a, b in zip(undone, matd3, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+    for got, want in zip(matd3, reference_gradient(first_before, second_before, critic, state, obs), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    kept, *_ = second_agent_gradient(sequential_q_update, first_kept=True)
+    assert max((a - b).abs().max().item() for a, b in zip(kept, matd3)) > 1e-4
+
+
+def test_registry_combines_the_off_policy_pieces():
+    expected = {
+        "maddpg": (Scheme.SIMULTANEOUS, CriticKind.CENTRALISED_Q), "matd3": (Scheme.SIMULTANEOUS, CriticKind.TWIN_Q),
+        "haddpg": (Scheme.SEQUENTIAL, CriticKind.CENTRALISED_Q), "hatd3": (Scheme.SEQUENTIAL, CriticKind.TWIN_Q),
+    }
+    assert {name: (a.scheme, a.critic) for name, a in ALGORITHMS.items() if a.off_policy} == expected
+    assert Trainer(short("hatd3")).update_scheme is sequential_q_update
+    assert Trainer(short("matd3")).update_scheme is simultaneous_q_update
 
 
 def test_target_policy_smoothing_is_clipped_noise_inside_the_box():
@@ -299,7 +373,7 @@ def test_joint_policy_acts_with_deterministic_actors_in_their_box():
 
 
 def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_path, capsys):
-    trainer = Trainer(short("haddpg"), tmp_path)
+    trainer = Trainer(short("hatd3"), tmp_path)
     trainer.train()
     loaded_config, policy = load_policy(tmp_path)
     assert loaded_config == trainer.config
@@ -310,10 +384,10 @@ def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_pat
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 3
     with pytest.raises(SystemExit):
         evaluate_main([str(tmp_path), "--stochastic"])
-    assert "haddpg's actors are deterministic" in capsys.readouterr().err
+    assert "hatd3's actors are deterministic" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("algo", ["maddpg", "haddpg"])
+@pytest.mark.parametrize("algo", ["maddpg", "hatd3"])
 def test_mujoco_iteration_gives_finite_metrics(algo):
     """Two short iterations on HalfCheetah 2x3 through the C++ env, end to end."""
     cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [f"algo.name={algo}", "model.layernorm=none",

@@ -3,7 +3,7 @@ with target networks.
 
 - `CriticKind.CENTRALISED_Q` (MADDPG, HADDPG): one Q(s, a); its target network gives the
   bootstrap, and the actors are updated after every critic update.
-- `CriticKind.TWIN_Q` (MATD3): TD3's critic: two Q-functions trained on the same
+- `CriticKind.TWIN_Q` (MATD3, HATD3): TD3's critic: two Q-functions trained on the same
   target, which bootstraps from the smaller of their target networks' values at the target
   actors' actions plus clipped Gaussian noise (target policy smoothing); the actors and every
   target network are updated every `algo.policy_freq` critic updates, from the first Q.

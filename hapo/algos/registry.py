@@ -64,6 +64,10 @@ ALGORITHMS: dict[str, Algorithm] = {
         DeterministicActorUpdate, Scheme.SEQUENTIAL, CriticKind.CENTRALISED_Q,
         "off-policy: deterministic actors updated one by one, each against the new actions of those before it, one Q(state, joint action)",
     ),
+    "hatd3": Algorithm(
+        DeterministicActorUpdate, Scheme.SEQUENTIAL, CriticKind.TWIN_Q,
+        "HADDPG with twin critics, target policy smoothing and delayed actor updates",
+    ),
 }
 
 ON_POLICY_SCHEMES: dict[Scheme, UpdateScheme] = {Scheme.SEQUENTIAL: sequential_update, Scheme.SIMULTANEOUS: simultaneous_update}

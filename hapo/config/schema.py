@@ -93,7 +93,7 @@ class AlgoConfig:
     backtrack_coeff: float = _opt(0.8, "HATRPO: line-search factor; try the full step times backtrack_coeff^k, k = 0, 1, ...", OPEN_UNIT)
     ls_steps: int = _opt(10, "HATRPO: line-search candidates tried before the step is rejected (parameters kept).", COUNT)
     accept_ratio: float = _opt(0.5, "HATRPO: accept a step whose surrogate gain is at least this fraction of the linear prediction g . step.", UNIT)
-    # The off-policy family (MADDPG, MATD3, HADDPG), named as in HARL's configs.
+    # The off-policy family (MADDPG, MATD3, HADDPG, HATD3), named as in HARL's configs.
     train_interval: int = _opt(50, "Off-policy: steps of every env per iteration (an iteration = env.num_envs * train_interval env steps, then its updates).", COUNT)
     update_per_train: float = _opt(1.0, "Off-policy: updates per env step of the vector env: an iteration makes round(update_per_train * train_interval) updates (each one critic step on a sampled batch, and the actors' step when due).", POSITIVE)
     buffer_size: int = _opt(1_000_000, "Off-policy: replay buffer capacity in transitions (it keeps the last buffer_size // env.num_envs steps of every env).", COUNT)
@@ -102,9 +102,9 @@ class AlgoConfig:
     n_step: int = _opt(1, "Off-policy: n-step returns: the critic's target sums up to n_step rewards and bootstraps from the state after the last (no bootstrap after a termination; a time-limit cut or the latest step collected ends the window early and bootstraps).", COUNT)
     polyak: float = _opt(0.005, "Off-policy: target networks move by target = (1 - polyak) * target + polyak * online after each actor update.", UNIT)
     expl_noise: float = _opt(0.1, "Off-policy: std of the Gaussian exploration noise added to the actions, as a fraction of half the action range (the sum is clamped to the action box).", NON_NEGATIVE)
-    policy_noise: float = _opt(0.2, "MATD3: std of the target policy smoothing noise added to the target actors' actions, as a fraction of half the action range.", NON_NEGATIVE)
-    noise_clip: float = _opt(0.5, "MATD3: the smoothing noise is clipped to +-noise_clip times half the action range (then the action to the box).", NON_NEGATIVE)
-    policy_freq: int = _opt(2, "MATD3: the actors (and all target networks) are updated every policy_freq critic updates (MADDPG and HADDPG: every update).", COUNT)
+    policy_noise: float = _opt(0.2, "MATD3, HATD3: std of the target policy smoothing noise added to the target actors' actions, as a fraction of half the action range.", NON_NEGATIVE)
+    noise_clip: float = _opt(0.5, "MATD3, HATD3: the smoothing noise is clipped to +-noise_clip times half the action range (then the action to the box).", NON_NEGATIVE)
+    policy_freq: int = _opt(2, "MATD3, HATD3: the actors (and all target networks) are updated every policy_freq critic updates (MADDPG and HADDPG: every update).", COUNT)
 
 
 @dataclass

@@ -270,6 +270,8 @@ def test_ippo_checkpoint_holds_every_agent_critic_and_restores_each_in_its_place
     ("Walker2d 6x1", "mappo", {"clip": 0.1, "ppo_epochs": 5, "share_param": True, "fixed_order": True}),
     ("Ant 4x2", "ippo", {"clip": 0.1, "ppo_epochs": 5, "share_param": True, "fixed_order": True}),
     ("Hopper 3x1", "haa2c", {"a2c_epochs": 3, "actor_lr": 1e-4, "share_param": False, "fixed_order": False}),
+    ("Walker2d 2x3", "hatd3", {"n_step": 20, "policy_freq": 8, "train_interval": 50, "fixed_order": False}),
+    ("Ant 4x2", "maddpg", {"n_step": 20, "expl_noise": 0.05, "update_per_train": 0.5, "fixed_order": True}),
 ])
 def test_cli_picks_the_baseline_tuned_config(capsys, task, algo, expected):
     scenario, conf = task.split()

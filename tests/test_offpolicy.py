@@ -390,7 +390,7 @@ def test_load_policy_and_hapo_eval_take_the_trained_deterministic_actors(tmp_pat
 @pytest.mark.parametrize("algo", ["maddpg", "hatd3"])
 def test_mujoco_iteration_gives_finite_metrics(algo):
     """Two short iterations on HalfCheetah 2x3 through the C++ env, end to end."""
-    cfg = config.load("halfcheetah_2x3").with_overrides(QUIET + [f"algo.name={algo}", "model.layernorm=none",
+    cfg = config.load(f"halfcheetah_2x3_{algo}").with_overrides(QUIET + [
         "env.num_envs=4", "algo.train_interval=20", "algo.warmup_steps=80", "algo.batch_size=64", "algo.update_per_train=0.1",
         "run.num_env_steps=160", "run.eval_interval=1", "run.eval_episodes=1", "run.eval_num_envs=1", "model.hidden_sizes=[32]",
     ])

@@ -161,10 +161,28 @@ SHARED = {
 }
 
 
-def _reference_rows() -> tuple[dict[str, str], list[dict[str, str]]]:
+# The off-policy table's keys (HARL's eval_interval counts steps of its vector env: ours, iterations of
+# train_interval such steps; final_activation_func "tanh" is built into hapo.models.DeterministicActor).
+OFF_POLICY_KEYS = {
+    "expl_noise": ("algo.expl_noise", float), "fixed_order": ("algo.fixed_order", lambda v: v == "true"),
+    "n_step": ("algo.n_step", int), "noise_clip": ("algo.noise_clip", float), "policy_freq": ("algo.policy_freq", int),
+    "policy_noise": ("algo.policy_noise", float), "update_per_train": ("algo.update_per_train", float),
+}
+OFF_POLICY_SHARED = {
+    "activation_func": SHARED["activation_func"], "hidden_sizes": SHARED["hidden_sizes"], "gamma": SHARED["gamma"],
+    "eval_episodes": SHARED["eval_episodes"], "n_eval_rollout_threads": SHARED["n_eval_rollout_threads"],
+    "n_rollout_threads": SHARED["n_rollout_threads"], "lr": KEYS["lr"], "critic_lr": KEYS["critic_lr"],
+    "share_param": KEYS["share_param"], "use_linear_lr_decay": KEYS["use_linear_lr_decay"],
+    "batch_size": ("algo.batch_size", int), "buffer_size": ("algo.buffer_size", int), "polyak": ("algo.polyak", float),
+    "train_interval": ("algo.train_interval", int), "warmup_steps": ("algo.warmup_steps", int),
+}
+
+
+def _reference_rows(family: str = "on-policy") -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The shared values and the rows of the reference table's "on-policy" or "off-policy" section."""
     assert REFERENCE.is_file(), f"the reference table {REFERENCE} is missing (../shared beside the repository)"
     text = REFERENCE.read_text()
-    section = text.split("## on-policy", 1)[1].split("## off-policy", 1)[0]
+    section = text.split(f"## {family}", 1)[1].split("\n## ", 1)[0]
     shared = dict(re.findall(r"(\w+)=(\[[^\]]*\]|\"\w+\"|[^,\s]+)", section.split("Same in every file:", 1)[1].splitlines()[0]))
     lines = [line for line in section.splitlines() if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
@@ -196,6 +214,28 @@ def test_builtin_paper_configs_hold_the_reference_values():
                 assert _get(cfg, ours) == read(value), f"{name}: {ours} is {_get(cfg, ours)!r}, the reference {key}={value}"
         checked += 1
     assert checked == 22
+
+
+def test_builtin_off_policy_configs_hold_the_reference_values():
+    shared, rows = _reference_rows("off-policy")
+    assert shared["final_activation_func"] == '"tanh"' and int(shared["eval_interval"]) == 10_000
+    checked = 0
+    for row in rows:
+        scenario, conf = row["task"].split()
+        name = config_lib.tuned_name(scenario, conf, row["algo"])
+        assert name == f"{scenario.lower()}_{conf}_{row['algo']}", f"no built-in config for {row['task']} {row['algo']}"
+        cfg = config_lib.load(name)
+        assert (cfg.env.scenario, cfg.env.agent_conf, cfg.algo.name) == (scenario, conf, row["algo"])
+        assert (cfg.env.obs_mode, cfg.model.layernorm, cfg.run.num_env_steps) == ("global", "none", 10_000_000)
+        assert cfg.run.eval_interval * cfg.algo.train_interval == int(shared["eval_interval"])
+        for key, (ours, read) in {**OFF_POLICY_KEYS, **OFF_POLICY_SHARED}.items():
+            value = row.get(key) or shared.get(key)
+            if not value:  # a TD3 column left empty in a DDPG row: the key does not apply to it
+                assert key in row and row["algo"].endswith("ddpg"), f"{key} is in neither the {row['task']} {row['algo']} row nor the shared values"
+                continue
+            assert _get(cfg, ours) == read(value), f"{name}: {ours} is {_get(cfg, ours)!r}, the reference {key}={value}"
+        checked += 1
+    assert checked == 21 == len(rows)
 
 
 def test_ippo_configs_are_mappos_with_ippo_critics():

@@ -107,7 +107,8 @@ def check_resumable(run_dir: pathlib.Path) -> None:
 
 
 # Errors of input, files and checkpoints: one line and exit code 2 (a traceback with --debug).
-USER_ERRORS = (ValueError, OSError)  # ConfigError and CheckpointError are ValueErrors
+# MemoryError: a batch that cannot fit, such as env.num_envs = 10**9.
+USER_ERRORS = (ValueError, OSError, MemoryError)  # ConfigError and CheckpointError are ValueErrors
 
 
 def main(argv: list[str] | None = None) -> int:

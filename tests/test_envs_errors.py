@@ -158,3 +158,25 @@ def test_a_snapshot_of_another_task_is_refused_naming_both():
         del snapshot["model"]  # a snapshot made before snapshots named their model: checked by sizes only
         make("HalfCheetah", "2x3", num_envs=1).restore(snapshot)
     """)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        ("make('HalfCheetah', '6x1', num_envs=2**31)", ValueError, r"num_envs must be in [1, 2**31), got 2147483648"),
+        ("make('HalfCheetah', '6x1', num_threads=2**31)", ValueError, r"num_threads must be in [1, 2**31), got 2147483648"),
+        ("make('HalfCheetah', '6x1', seed=2**64)", ValueError, r"seed must be in [0, 2**64), got 18446744073709551616"),
+        ("make('HalfCheetah', '6x1', max_episode_steps=2**31)", ValueError, r"max_episode_steps must be in [1, 2**31), got 2147483648"),
+        ("make('HalfCheetah', '6x1', agent_obsk=2**31)", ValueError, r"agent_obsk must be in [0, 2**31), got 2147483648"),
+        ("make('HalfCheetah', '6x1').reset(seed=2**64)", ValueError, r"seed must be in [0, 2**64), got 18446744073709551616"),
+        ("make('HalfCheetah', '6x1').get_qvel(2**40)", IndexError, r"env index must be in [0, 1), got 1099511627776"),
+        ("make('HalfCheetah', '6x1').get_qpos(-2**70)", IndexError, r"env index must be in [0, 1), got -1180591620717411303424"),
+        ("make('HalfCheetah', '6x1').set_state(2**40, np.zeros(9), np.zeros(9))", IndexError, r"env index must be in [0, 1), got 1099511627776"),
+        ("make('HalfCheetah', '6x1').get_qvel(0.0)", TypeError, r"env index must be an int, got float 0.0"),
+    ],
+)
+def test_integers_beyond_cpp_types_name_the_argument_and_the_range(call, error, message):
+    out = run(f"""
+        raises({error.__name__}, "^" + re.escape({message!r}) + "$", lambda: {call})
+    """)
+    assert out == f"{error.__name__}: {message}\n"

@@ -93,7 +93,7 @@ def test_resume_errors(capsys, tmp_path):
     (tmp_path / "file").write_text("")
     fails_with(capsys, ["--resume", str(tmp_path / "file")], r"cannot resume .*file: it is not a folder")
     fails_with(capsys, ["--resume", str(tmp_path / "missing")], r"cannot resume .*missing: no such folder")
-    fails_with(capsys, ["--resume", str(tmp_path)], rf"run folder {re.escape(str(tmp_path))} has no config.yaml")
+    fails_with(capsys, ["--resume", str(tmp_path)], rf"run folder {re.escape(str(tmp_path))} holds no run: no checkpoint.pt")
     fails_with(capsys, ["--resume", str(tmp_path), "--num-env-steps", "-5"], r"run.num_env_steps must be in \[1, 2\*\*63\), got -5")
 
 

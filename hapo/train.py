@@ -20,6 +20,7 @@ import logging
 import os
 import pathlib
 import random
+import shutil
 import time
 from abc import ABC, abstractmethod
 
@@ -34,7 +35,7 @@ from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
 from hapo.envs import toy
 from hapo.evaluation import evaluate_policy
-from hapo.logger import ProgressBar, RunLogger
+from hapo.logger import METRICS_FILE, TIMING_FILE, ProgressBar, RunLogger
 from hapo.models import JointPolicy
 from hapo.video import has_renderer, record_video
 
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CONFIG_FILE = "config.yaml"
+# What a run writes in its folder: a run started over there removes these, and nothing else.
+RUN_OUTPUTS = (METRICS_FILE, TIMING_FILE, "tensorboard", "videos", CHECKPOINT_FILE, CONFIG_FILE)
 EVAL_SEED_OFFSET = 1_000_003
 VIDEO_SIZE = (320, 240)
 
@@ -402,6 +405,13 @@ class Trainer(ABC):
             )
         trainer._open_outputs()
         return trainer
+
+
+def remove_outputs(run_dir: str | os.PathLike) -> None:
+    """Remove a run's outputs (RUN_OUTPUTS) from `run_dir`, to start the run over there."""
+    for name in RUN_OUTPUTS:
+        path = pathlib.Path(run_dir) / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def load_policy(run_dir: str | os.PathLike) -> tuple[Config, JointPolicy]:

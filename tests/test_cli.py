@@ -121,3 +121,7 @@ def test_interrupt_says_how_to_continue(capsys, tmp_path, monkeypatch):
     assert exit_info.value.code == 130
     assert capsys.readouterr().err.splitlines()[-1] == f"hapo-train: error: interrupted at iteration 2; continue from its last checkpoint with hapo-train --resume {run}"
     assert len(read_csv(run / METRICS_FILE)) == 2
+
+
+def test_overwrite_and_resume_exclude_each_other(capsys, tmp_path):
+    fails_with(capsys, ["--resume", str(tmp_path), "--overwrite"], r"--overwrite starts a run over and --resume continues one: give one of them")

@@ -124,3 +124,20 @@ def test_resume_to_fewer_steps_than_done_is_an_error(killed_after_4):
         "num_env_steps 1000 is below that; give more to extend the run"
     )
     assert (killed_after_4 / METRICS_FILE).read_bytes() == metrics
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_started_over(uninterrupted, tmp_path):
+    cfg = config.load(str(uninterrupted / CONFIG_FILE)).with_overrides(["run.progress=false"])
+    Trainer(cfg, tmp_path / "r").train(iterations=2)  # killed before the checkpoint of iteration 3
+
+    again = [*TOY, "--log-dir", str(tmp_path), "--run-name", "r", "--num-env-steps", str(5 * BATCH)]
+    err = hapo_train(*again, code=2)
+    assert "already holds a run: continue it with --resume" in err and "start it over with --overwrite" in err
+    err = hapo_train("--resume", str(tmp_path / "r"), code=2)
+    start_over = f"hapo-train --config {tmp_path / 'r' / CONFIG_FILE} --log-dir {tmp_path} --run-name r --overwrite"
+    assert err.splitlines()[-1] == (
+        f"hapo-train: error: cannot resume {tmp_path / 'r'}: it stopped before its first checkpoint (no {CHECKPOINT_FILE}); "
+        f"start it over with {start_over}"
+    )
+    hapo_train(*start_over.split()[1:], "--no-progress")
+    assert same_files(tmp_path / "r", uninterrupted, METRICS_FILE)

@@ -173,6 +173,7 @@ py::dict snapshot(BatchedEnv& e) {
   }
   const py::ssize_t n = e.num_envs();
   py::dict out;
+  out["model"] = s.model;
   out["physics"] = to_array(s.physics, {n, e.nstate()});
   out["memo"] = to_array(s.memo, {n, e.memo_size()});
   out["elapsed"] = to_array(s.elapsed, {n});
@@ -186,6 +187,13 @@ py::dict snapshot(BatchedEnv& e) {
 
 void restore(BatchedEnv& e, const py::dict& snapshot) {
   env::Snapshot s;
+  if (snapshot.contains("model")) {
+    if (!py::isinstance<py::str>(snapshot["model"])) {
+      throw py::type_error("snapshot['model'] must be a str (the env's identity), got " +
+                           py::str(py::type::of(snapshot["model"])).cast<std::string>());
+    }
+    s.model = snapshot["model"].cast<std::string>();
+  }
   s.physics = from_array<mjtNum>(snapshot, "physics");
   s.memo = from_array<double>(snapshot, "memo");
   s.elapsed = from_array<std::int64_t>(snapshot, "elapsed");

@@ -22,13 +22,14 @@ import pathlib
 import pickle
 import random
 import re
-import uuid
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+
+from hapo.files import replaced_atomically
 
 FORMAT = 2
 # Keys every checkpoint of FORMAT has, and the type of each.
@@ -109,24 +110,13 @@ def _is_int(value: Any) -> bool:
 
 # -- files -------------------------------------------------------------------------------
 def write(path: str | os.PathLike, checkpoint: dict) -> pathlib.Path:
-    """Save `checkpoint` to `path` atomically: into a new file beside it, synced, then renamed
-    over `path`. An interrupted save leaves the previous checkpoint whole; its partial file is
-    removed at once, or by the next save if the process was killed.
+    """Save `checkpoint` to `path` atomically (`hapo.files.replaced_atomically`): an interrupted
+    save leaves the previous checkpoint whole.
     """
     path = pathlib.Path(path)
     check_plain(checkpoint)
-    for stale in path.parent.glob(f".{path.name}.*.partial"):  # left by a save that was killed
-        stale.unlink(missing_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        with partial.open("xb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with replaced_atomically(path, "wb") as handle:
+        torch.save(checkpoint, handle)
     return path
 
 

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-name", dest="run_name", help="run.run_name: the run folder's name")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set algo.clip=0.1 (repeatable)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint (only --num-env-steps may change)")
+    parser.add_argument("--overwrite", action="store_true", help="start over in a run folder that already holds a run: its outputs are removed once the new run is set up")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (run.progress=false)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.add_argument("--list-envs", action="store_true", help="print every environment and partition, then exit")
@@ -81,14 +82,17 @@ def resolve_config(args: argparse.Namespace) -> Config:
     return base.with_overrides(flags + args.overrides)
 
 
-def new_run_dir(config: Config) -> pathlib.Path:
-    """The folder of a new run, checked (not yet made): no existing run in it, and makeable."""
+def new_run_dir(config: Config, overwrite: bool = False) -> pathlib.Path:
+    """The folder of a new run, checked (not yet made): no existing run in it unless `overwrite`, and makeable."""
     from hapo.train import run_name
 
     name = config.run.run_name or f"{run_name(config)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     run_dir = pathlib.Path(config.run.log_dir) / name
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise ConfigError(f"run folder {run_dir} already holds a run: continue it with --resume {run_dir}, or choose another run.run_name")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"run folder {run_dir} already holds a run: continue it with --resume {run_dir}, start it over with --overwrite, "
+            "or choose another run.run_name"
+        )
     # The nearest folder that exists must be a writable folder, or the first iteration's outputs fail.
     existing = next((folder for folder in (run_dir, *run_dir.parents) if folder.exists()), pathlib.Path.cwd())
     if not existing.is_dir():
@@ -99,15 +103,21 @@ def new_run_dir(config: Config) -> pathlib.Path:
 
 
 def check_resumable(run_dir: pathlib.Path) -> None:
-    """A folder that --resume can continue: a writable folder (its checkpoint is checked when read)."""
+    """A folder that --resume can continue: a writable folder with a checkpoint (checked when read)."""
+    from hapo.train import CHECKPOINT_FILE, CONFIG_FILE
+
     if not run_dir.is_dir():
         raise ConfigError(f"cannot resume {run_dir}: {'it is not a folder' if run_dir.exists() else 'no such folder'}")
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot resume {run_dir}: the folder is not writable (its metrics and checkpoint are updated)")
+    if (run_dir / CONFIG_FILE).is_file() and not (run_dir / CHECKPOINT_FILE).is_file():
+        start_over = f"hapo-train --config {run_dir / CONFIG_FILE} --log-dir {run_dir.parent} --run-name {run_dir.name} --overwrite"
+        raise ConfigError(f"cannot resume {run_dir}: it stopped before its first checkpoint (no {CHECKPOINT_FILE}); start it over with {start_over}")
 
 
 # Errors of input, files and checkpoints: one line and exit code 2 (a traceback with --debug).
-USER_ERRORS = (ValueError, OSError)  # ConfigError and CheckpointError are ValueErrors
+# MemoryError: a batch that cannot fit, such as env.num_envs = 10**9.
+USER_ERRORS = (ValueError, OSError, MemoryError)  # ConfigError and CheckpointError are ValueErrors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """The trainer of a new or resumed run, everything checked; None after --print-config."""
-    from hapo.train import Trainer
+    from hapo.train import Trainer, remove_outputs
 
     if args.resume is not None:
+        if args.overwrite:
+            parser.error("--overwrite starts a run over and --resume continues one: give one of them")
         changed = [f"--{flag.replace('_', '-')}" for flag in (*FLAG_KEYS, "config") if flag != "num_env_steps" and getattr(args, flag) is not None]
         if changed or args.overrides:
             parser.error(f"--resume continues a run with its own config: drop {', '.join(changed + ['--set'] * bool(args.overrides))}")
@@ -154,14 +166,19 @@ def _start(parser: argparse.ArgumentParser, args: argparse.Namespace):
         run_dir = pathlib.Path(args.resume)
         check_resumable(run_dir)
         trainer = Trainer.resume(run_dir, num_env_steps=steps, progress=not args.no_progress)
-        log.info("resuming %s at iteration %d (%d env steps)", run_dir, trainer.iteration, trainer.env_steps)
+        if trainer.iteration == trainer.total_iterations:
+            log.info("%s already has its %d env steps: nothing to train (extend it with --num-env-steps)", run_dir, trainer.env_steps)
+        else:
+            log.info("resuming %s at iteration %d (%d env steps)", run_dir, trainer.iteration, trainer.env_steps)
         return trainer
     config = resolve_config(args)
     if args.print_config:
         sys.stdout.write(config_lib.dump(config))
         return None
-    run_dir = new_run_dir(config)
+    run_dir = new_run_dir(config, overwrite=args.overwrite)
     trainer = Trainer(config, run_dir)
+    if args.overwrite:
+        remove_outputs(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log.info("run folder: %s", run_dir)
     return trainer

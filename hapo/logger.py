@@ -9,6 +9,8 @@ import pathlib
 import imageio.v3 as imageio
 import numpy as np
 
+from hapo.files import replaced_atomically
+
 METRICS_FILE = "metrics.csv"
 TIMING_FILE = "timing.csv"
 
@@ -17,17 +19,35 @@ class RunLogger:
     """Appends one row per iteration to the CSV files and TensorBoard.
 
     metrics.csv holds only values that a run with the same seed and thread count
-    reproduces exactly; wall-clock figures go to timing.csv. On resume, rows after the
-    checkpoint's iteration (written before an interruption) are dropped first.
+    reproduces exactly; wall-clock figures go to timing.csv. On resume, metrics.csv is
+    rewritten with the checkpoint's rows (which repairs a file lost or emptied meanwhile), and
+    rows of timing.csv after the checkpoint's iteration (written before an interruption) are
+    dropped, each file replaced atomically.
     """
 
-    def __init__(self, run_dir: pathlib.Path, tensorboard: bool, resume_at: tuple[int, int] | None = None):
-        """`resume_at`: (iteration, env_steps) of the checkpoint a resumed run starts from."""
+    def __init__(
+        self, run_dir: pathlib.Path, tensorboard: bool, resume_at: tuple[int, int] | None = None, rows: list[dict] | None = None,
+    ):
+        """`resume_at`: (iteration, env_steps) of the checkpoint a resumed run starts from; `rows`:
+        its metrics rows 1 .. iteration, or None for a checkpoint that holds none (then
+        metrics.csv must still have them: ValueError otherwise)."""
         self.run_dir = run_dir
         self._writers: dict[str, tuple] = {}
         if resume_at is not None:
-            for name in (METRICS_FILE, TIMING_FILE):
-                _truncate_after(run_dir / name, resume_at[0])
+            metrics = run_dir / METRICS_FILE
+            if rows is None:
+                kept = _truncate_after(metrics, resume_at[0])
+                if kept != list(range(1, resume_at[0] + 1)):
+                    raise ValueError(
+                        f"cannot resume: {metrics} holds {_describe_rows(kept)} but the checkpoint is at iteration {resume_at[0]}, "
+                        "and this checkpoint (written before checkpoints kept the rows) cannot restore them"
+                    )
+            elif rows:
+                with replaced_atomically(metrics, newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=list(rows[0]), restval="")
+                    writer.writeheader()
+                    writer.writerows(_csv_row(row) for row in rows)
+            _truncate_after(run_dir / TIMING_FILE, resume_at[0])
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -68,7 +88,7 @@ class RunLogger:
                 writer.writeheader()
             self._writers[name] = (handle, writer)
         handle, writer = self._writers[name]
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow(_csv_row(row))
         handle.flush()
 
     def close(self) -> None:
@@ -79,17 +99,30 @@ class RunLogger:
             self._tb.close()
 
 
-def _truncate_after(path: pathlib.Path, iteration: int) -> None:
+def _csv_row(row: dict) -> dict:
+    return {k: "" if v is None else v for k, v in row.items()}
+
+
+def _truncate_after(path: pathlib.Path, iteration: int) -> list[int]:
+    """Keep the rows of iterations <= `iteration` (dropping a row a kill cut short); return their iterations."""
     if not path.exists():
-        return
+        return []
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle))
-    if not rows:
-        return
-    column = rows[0].index("iteration")
-    kept = [rows[0]] + [row for row in rows[1:] if int(row[column]) <= iteration]
-    with path.open("w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
+    if not rows or "iteration" not in rows[0]:
+        return []
+    header, column = rows[0], rows[0].index("iteration")
+    kept = [row for row in rows[1:] if len(row) == len(header) and row[column].isdigit() and int(row[column]) <= iteration]
+    with replaced_atomically(path, newline="") as handle:
+        csv.writer(handle).writerows([header, *kept])
+    return [int(row[column]) for row in kept]
+
+
+def _describe_rows(iterations: list[int]) -> str:
+    if not iterations:
+        return "no rows"
+    shown = ", ".join(map(str, iterations[:8])) + (", ..." if len(iterations) > 8 else "")
+    return f"the rows of iterations {shown}"
 
 
 def read_csv(path: pathlib.Path) -> list[dict[str, str]]:

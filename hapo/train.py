@@ -20,6 +20,7 @@ import logging
 import os
 import pathlib
 import random
+import shutil
 import time
 from abc import ABC, abstractmethod
 
@@ -35,7 +36,7 @@ from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
 from hapo.envs import toy
 from hapo.evaluation import evaluate_policy
-from hapo.logger import ProgressBar, RunLogger
+from hapo.logger import METRICS_FILE, TIMING_FILE, ProgressBar, RunLogger
 from hapo.models import JointPolicy
 from hapo.video import has_renderer, record_video
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CONFIG_FILE = "config.yaml"
+# What a run writes in its folder: a run started over there removes these, and nothing else.
+RUN_OUTPUTS = (METRICS_FILE, TIMING_FILE, "tensorboard", "videos", CHECKPOINT_FILE, CONFIG_FILE)
 EVAL_SEED_OFFSET = 1_000_003
 VIDEO_SIZE = (320, 240)
 
@@ -134,6 +137,7 @@ class Trainer(ABC):
         self.history: list[dict[str, float | int | None]] = []
         self._logger: RunLogger | None = None
         self._resumed_at: tuple[int, int] | None = None
+        self._resumed_rows: list[dict] | None = None
 
     # -- what a training loop fills in -------------------------------------------------
     @abstractmethod
@@ -209,7 +213,7 @@ class Trainer(ABC):
         last = self.iteration == self.total_iterations
         eval_return = None
         if self.eval_env is not None and (self.iteration % cfg.run.eval_interval == 0 or last):
-            eval_return = self.evaluate()
+            eval_return = self._evaluate_on_schedule()
         evaluated = time.perf_counter()
         row: dict[str, float | int | None] = {
             "iteration": self.iteration,
@@ -260,6 +264,17 @@ class Trainer(ABC):
         played = evaluate_policy(self.joint_policy, self.eval_env, episodes, clip_actions=self.config.env.clip_actions)
         return float(np.mean(played.returns))
 
+    def _evaluate_on_schedule(self) -> float:
+        """evaluate(); a final evaluation off the run.eval_interval grid leaves the evaluation
+        envs as they were, so that a run extended later evaluates as one never stopped."""
+        if self.iteration % self.config.run.eval_interval == 0:
+            return self.evaluate()
+        snapshot = self.eval_env.snapshot()
+        try:
+            return self.evaluate()
+        finally:
+            self.eval_env.restore(snapshot)
+
     # -- outputs ---------------------------------------------------------------------
     def film(self) -> pathlib.Path:
         """Film one deterministic episode (at most run.video_steps) of the current team to
@@ -280,12 +295,16 @@ class Trainer(ABC):
 
     def _log(self, row: dict, timing: dict) -> None:
         if self._logger is None:
-            assert self.run_dir is not None
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            config_lib.save(self.config, self.run_dir / CONFIG_FILE)
-            self._logger = RunLogger(self.run_dir, self.config.run.tensorboard, self._resumed_at)
-            self._resumed_at = None
+            self._open_outputs()
         self._logger.write(row, timing)
+
+    def _open_outputs(self) -> None:
+        """The logger, then config.yaml (rewritten: a resumed run may have a new length)."""
+        assert self.run_dir is not None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._logger = RunLogger(self.run_dir, self.config.run.tensorboard, self._resumed_at, self._resumed_rows)
+        self._resumed_at = self._resumed_rows = None
+        config_lib.save(self.config, self.run_dir / CONFIG_FILE)
 
     def save_checkpoint(self) -> pathlib.Path:
         """Write everything needed to continue exactly to run_dir/checkpoint.pt (atomically)."""
@@ -299,6 +318,8 @@ class Trainer(ABC):
             "spaces": self.spaces(),
             "iteration": self.iteration,
             "env_steps": self.env_steps,
+            # The metrics rows so far, from which a resume rewrites metrics.csv.
+            "metrics": [dict(row) for row in self.history],
             **self._loop_state(),
             "rng": {
                 "python": checkpoint_lib.python_rng_state(),
@@ -358,13 +379,20 @@ class Trainer(ABC):
         self.env_steps = checkpoint["env_steps"]
         self.joint_policy.refresh()
         self._resumed_at = (self.iteration, self.env_steps)
+        with checkpoint_lib.restoring(path, "the metrics rows"):
+            rows = checkpoint.get("metrics")  # None in checkpoints written before they kept the rows
+            self.history = [dict(row) for row in rows or []]
+            self._resumed_rows = None if rows is None else self.history[: self.iteration]
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, num_env_steps: int | None = None, progress: bool | None = None) -> Trainer:
         """A trainer continuing the run in `run_dir` from its checkpoint (optionally to a new length).
 
         The checkpoint is read and checked against the run's config.yaml before anything is
-        built; a bad one raises `CheckpointError` and leaves the run folder untouched.
+        built; a bad one raises `CheckpointError` and leaves the run folder untouched, and so
+        does a `num_env_steps` below the steps the run has done (`ConfigError`). Then the run's
+        outputs are made whole again: config.yaml is rewritten (from the checkpoint's config
+        if it was missing or empty) and metrics.csv holds the checkpoint's rows.
         """
         run_dir = pathlib.Path(run_dir)
         config, checkpoint = _read_run(run_dir)
@@ -374,7 +402,20 @@ class Trainer(ABC):
         changes += [] if progress is None else [f"run.progress={progress}"]
         trainer.config = config.with_overrides(changes)
         trainer.total_iterations = trainer.config.run.num_env_steps // trainer.steps_per_iteration
+        if trainer.total_iterations < trainer.iteration:
+            raise ConfigError(
+                f"run {run_dir} has done {trainer.env_steps} env steps ({trainer.iteration} iterations of {trainer.steps_per_iteration}): "
+                f"num_env_steps {trainer.config.run.num_env_steps} is below that; give more to extend the run"
+            )
+        trainer._open_outputs()
         return trainer
+
+
+def remove_outputs(run_dir: str | os.PathLike) -> None:
+    """Remove a run's outputs (RUN_OUTPUTS) from `run_dir`, to start the run over there."""
+    for name in RUN_OUTPUTS:
+        path = pathlib.Path(run_dir) / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def load_policy(run_dir: str | os.PathLike) -> tuple[Config, JointPolicy]:
@@ -403,14 +444,21 @@ def load_actor_states(actors: list, states: list[dict]) -> None:
 
 
 def _read_run(run_dir: pathlib.Path) -> tuple[Config, dict]:
-    """The config.yaml and the checked checkpoint of a run folder."""
-    for name in (CONFIG_FILE, CHECKPOINT_FILE):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"run folder {run_dir} has no {name}: not a run, or stopped before its first checkpoint")
-    config = config_lib.load(str(run_dir / CONFIG_FILE))
-    checkpoint = checkpoint_lib.read(run_dir / CHECKPOINT_FILE)
-    _check_checkpoint_config(checkpoint, config, run_dir / CHECKPOINT_FILE)
-    return config, checkpoint
+    """The config and the checked checkpoint of a run folder: the config of config.yaml, or of
+    the checkpoint where config.yaml is missing or empty (as a kill while an older hapo
+    rewrote it could leave it)."""
+    config_path, checkpoint_path = run_dir / CONFIG_FILE, run_dir / CHECKPOINT_FILE
+    if not checkpoint_path.is_file():
+        has = "has a config.yaml but" if config_path.is_file() else "holds no run:"
+        raise FileNotFoundError(f"run folder {run_dir} {has} no {CHECKPOINT_FILE} (a run writes it every run.checkpoint_interval iterations and at the end)")
+    checkpoint = checkpoint_lib.read(checkpoint_path)
+    if config_path.is_file() and config_path.read_text(encoding="utf-8", errors="replace").strip():
+        config = config_lib.load(str(config_path))
+        _check_checkpoint_config(checkpoint, config, checkpoint_path)
+        return config, checkpoint
+    log.warning("%s is %s: using the config its checkpoint holds", config_path, "empty" if config_path.exists() else "missing")
+    with checkpoint_lib.restoring(checkpoint_path, "the config"):
+        return Config.from_dict(checkpoint["config"]), checkpoint
 
 
 def _check_checkpoint_config(checkpoint: dict, config: Config, path: str | os.PathLike) -> None:

@@ -213,7 +213,7 @@ def test_load_policy_refuses_a_checkpoint_of_another_run(finished_run, tmp_path)
     with pytest.raises(CheckpointError, match="another config: run.seed differ"):
         load_policy(run)
     (run / CHECKPOINT_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match="has no checkpoint.pt"):
+    with pytest.raises(FileNotFoundError, match="has a config.yaml but no checkpoint.pt"):
         load_policy(run)
 
 

@@ -58,7 +58,7 @@ def test_log_dir_on_a_file_fails_before_the_first_iteration(capsys, tmp_path, no
 def test_a_folder_holding_a_run_is_not_reused(capsys, tmp_path, no_iterations):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / METRICS_FILE).write_text("iteration\n1\n")
-    fails_with(capsys, TOY + ["--log-dir", str(tmp_path), "--run-name", "r"], rf"run folder .*r already holds a run: continue it with --resume")
+    fails_with(capsys, TOY + ["--log-dir", str(tmp_path), "--run-name", "r"], r"run folder .*r already holds a run: continue it with --resume")
 
 
 def test_config_file_that_is_not_utf8(capsys, tmp_path):
@@ -93,7 +93,7 @@ def test_resume_errors(capsys, tmp_path):
     (tmp_path / "file").write_text("")
     fails_with(capsys, ["--resume", str(tmp_path / "file")], r"cannot resume .*file: it is not a folder")
     fails_with(capsys, ["--resume", str(tmp_path / "missing")], r"cannot resume .*missing: no such folder")
-    fails_with(capsys, ["--resume", str(tmp_path)], rf"run folder {re.escape(str(tmp_path))} has no config.yaml")
+    fails_with(capsys, ["--resume", str(tmp_path)], rf"run folder {re.escape(str(tmp_path))} holds no run: no checkpoint.pt")
     fails_with(capsys, ["--resume", str(tmp_path), "--num-env-steps", "-5"], r"run.num_env_steps must be in \[1, 2\*\*63\), got -5")
 
 
@@ -121,3 +121,7 @@ def test_interrupt_says_how_to_continue(capsys, tmp_path, monkeypatch):
     assert exit_info.value.code == 130
     assert capsys.readouterr().err.splitlines()[-1] == f"hapo-train: error: interrupted at iteration 2; continue from its last checkpoint with hapo-train --resume {run}"
     assert len(read_csv(run / METRICS_FILE)) == 2
+
+
+def test_overwrite_and_resume_exclude_each_other(capsys, tmp_path):
+    fails_with(capsys, ["--resume", str(tmp_path), "--overwrite"], r"--overwrite starts a run over and --resume continues one: give one of them")

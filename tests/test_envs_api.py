@@ -239,12 +239,12 @@ def test_non_contiguous_actions_are_accepted():
         (dict(scenario="ManySegmentSwimmer", partition=None), ValueError, r"unknown partition None for ManySegmentSwimmer, expected 'AxS' \(A agents of S segments each, e.g. 10x2"),
         (dict(scenario="ManySegmentAnt", partition="2x0"), ValueError, r"unknown partition '2x0' for ManySegmentAnt, expected 'AxS'"),
         (dict(scenario="ManySegmentSwimmer", partition="1x1"), ValueError, r"ManySegmentSwimmer needs at least 2 segments, got 1x1"),
-        (dict(num_envs=0), ValueError, "num_envs must be >= 1, got 0"),
-        (dict(num_threads=0), ValueError, "num_threads must be >= 1, got 0"),
+        (dict(num_envs=0), ValueError, r"num_envs must be in \[1, 2\*\*31\), got 0"),
+        (dict(num_threads=0), ValueError, r"num_threads must be in \[1, 2\*\*31\), got 0"),
         (dict(num_envs=2.0), TypeError, "num_envs must be an int, got float 2.0"),
-        (dict(agent_obsk=-1), ValueError, "agent_obsk must be >= 0, got -1"),
-        (dict(seed=-3), ValueError, "seed must be >= 0, got -3"),
-        (dict(max_episode_steps=0), ValueError, "max_episode_steps must be >= 1, got 0"),
+        (dict(agent_obsk=-1), ValueError, r"agent_obsk must be in \[0, 2\*\*31\), got -1"),
+        (dict(seed=-3), ValueError, r"seed must be in \[0, 2\*\*64\), got -3"),
+        (dict(max_episode_steps=0), ValueError, r"max_episode_steps must be in \[1, 2\*\*31\), got 0"),
     ],
 )
 def test_bad_make_arguments_are_named(kwargs, error, match):

@@ -132,7 +132,7 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     other = Trainer(small_split("algo.clip=0.3"))
     with pytest.raises(ValueError, match="another config: algo.clip differ"):
         other.load_checkpoint(tmp_path / "r" / "checkpoint.pt")
-    with pytest.raises(FileNotFoundError, match="has no config.yaml"):
+    with pytest.raises(FileNotFoundError, match="holds no run: no checkpoint.pt"):
         Trainer.resume(tmp_path / "nothing")
 
 

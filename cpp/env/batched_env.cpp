@@ -1,9 +1,15 @@
 #include "env/batched_env.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <stdexcept>
 #include <utility>
+
+#include <unistd.h>
 
 #include "env/mujoco_globals.h"
 
@@ -55,6 +61,33 @@ struct TimerOff {
 };
 using TimerPause = ScopedGlobal<TimerOff>;
 
+// What every call into MuJoCo from the calling thread needs.
+struct MujocoCall {
+  ErrorsAsExceptions errors;
+  TimerPause timer;
+};
+
+std::string format_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g", value);
+  return text;
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int unit = 0;
+  for (; bytes >= 1024.0 && unit < 6; ++unit) bytes /= 1024.0;
+  return format_number(bytes) + " " + units[unit];
+}
+
+std::string join_sizes(int count, const std::function<int(int)>& size) {
+  std::string out;
+  for (int i = 0; i < count; ++i) out += (i ? "+" : "") + std::to_string(size(i));
+  return out;
+}
+
+std::string file_name(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
 }  // namespace
 
 // Marks the env busy for one call; a concurrent call (from another Python thread, the
@@ -81,14 +114,18 @@ class BatchedEnv::CallGuard {
 
 BatchedEnv::BatchedEnv(EnvSpec spec) : spec_(std::move(spec)) {
   require(spec_.num_envs >= 1, "num_envs must be >= 1, got " + std::to_string(spec_.num_envs));
-  require(spec_.num_threads >= 1,
-          "num_threads must be >= 1, got " + std::to_string(spec_.num_threads));
+  require(spec_.num_threads >= 1 && spec_.num_threads <= kMaxThreads,
+          "num_threads must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+              std::to_string(spec_.num_threads) +
+              ": threads beyond the machine's cores only add switching (results never depend "
+              "on the count)");
   require(spec_.max_episode_steps >= 1,
           "max_episode_steps must be >= 1, got " + std::to_string(spec_.max_episode_steps));
   task_ = make_task(spec_.task);
   info_names_ = task_->info_names();
 
   model_ = load_model(spec_);
+  // A constructor that throws runs no destructor: free what was made here.
   try {
     const int num_agents = static_cast<int>(spec_.agent_actuators.size());
     require(num_agents >= 1, "at least one agent is needed");
@@ -109,35 +146,73 @@ BatchedEnv::BatchedEnv(EnvSpec spec) : spec_(std::move(spec)) {
       require(seen[a], "actuator " + std::to_string(a) + " is driven by no agent");
     }
     validate_layout(model_, spec_.state, "state");
+    check_memory();
+
+    const int n = spec_.num_envs;
+    nstate_ = mj_stateSize(model_, kStateSig);
+    ErrorsAsExceptions errors;
+    data_.reserve(n);
+    rngs_.reserve(n);
+    for (int k = 0; k < n; ++k) {
+      try {
+        data_.push_back(mj_makeData(model_));
+      } catch (const OutOfMemory& error) {
+        throw OutOfMemory(std::string(error.what()) + " for the physics of env " +
+                          std::to_string(k) + " of num_envs = " + std::to_string(n));
+      }
+      if (!data_.back()) throw std::runtime_error("mj_makeData failed for env " + std::to_string(k));
+      rngs_.emplace_back(spec_.seed, k);
+    }
+    memo_.assign(static_cast<std::size_t>(n) * task_->memo_size(), 0.0);
+    elapsed_.assign(n, 0);
+    actions_.assign(static_cast<std::size_t>(n) * model_->nu, 0.0);
+    for (int i = 0; i < num_agents; ++i) {
+      obs_.emplace_back(static_cast<std::size_t>(n) * obs_size(i), 0.0f);
+      final_obs_.emplace_back(static_cast<std::size_t>(n) * obs_size(i), 0.0f);
+    }
+    state_.assign(static_cast<std::size_t>(n) * state_size(), 0.0f);
+    final_state_ = state_;
+    reward_.assign(n, 0.0f);
+    info_.assign(static_cast<std::size_t>(n) * info_names_.size(), 0.0f);
+    terminated_.assign(n, 0);
+    truncated_.assign(n, 0);
+    pool_ = std::make_unique<ThreadPool>(spec_.num_threads);
   } catch (...) {
-    mj_deleteModel(model_);
+    release();
     throw;
   }
+}
 
-  const int n = spec_.num_envs;
-  nstate_ = mj_stateSize(model_, kStateSig);
-  for (int k = 0; k < n; ++k) {
-    data_.push_back(mj_makeData(model_));
-    if (!data_.back()) {
-      release();
-      throw std::runtime_error("mj_makeData failed for env " + std::to_string(k));
-    }
-    rngs_.emplace_back(spec_.seed, k);
+// Refuses a batch that cannot fit in this machine's memory before allocating any of it.
+// The estimate is a lower bound: mjData's buffer and the outputs are written whole, while
+// its arena (narena, megabytes) is reserved but touched only as far as the physics needs.
+void BatchedEnv::check_memory() const {
+  const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return;
+  const double physical = static_cast<double>(pages) * static_cast<double>(page_size);
+  std::size_t floats = 1 + info_names_.size();  // reward, info
+  for (const auto& layout : spec_.agent_obs) floats += 2 * layout.size();  // obs, final_obs
+  floats += 2 * spec_.state.size();                                       // state, final_state
+  const double per_env = static_cast<double>(
+      sizeof(mjData) + model_->nbuffer + sizeof(float) * floats + 2 +  // flags
+      sizeof(double) * (task_->memo_size() + model_->nu) + sizeof(std::int64_t) + sizeof(Rng) +
+      sizeof(mjData*));
+  const double needed = per_env * spec_.num_envs;
+  if (needed > physical) {
+    throw OutOfMemory(
+        "num_envs = " + std::to_string(spec_.num_envs) + " needs at least " +
+        format_bytes(needed) + " of memory (" + format_bytes(per_env) +
+        " per env: the model's mjData and the env's buffers), more than this machine's " +
+        format_bytes(physical));
   }
-  memo_.assign(static_cast<std::size_t>(n) * task_->memo_size(), 0.0);
-  elapsed_.assign(n, 0);
-  actions_.assign(static_cast<std::size_t>(n) * model_->nu, 0.0);
-  for (int i = 0; i < num_agents(); ++i) {
-    obs_.emplace_back(static_cast<std::size_t>(n) * obs_size(i), 0.0f);
-    final_obs_.emplace_back(static_cast<std::size_t>(n) * obs_size(i), 0.0f);
-  }
-  state_.assign(static_cast<std::size_t>(n) * state_size(), 0.0f);
-  final_state_ = state_;
-  reward_.assign(n, 0.0f);
-  info_.assign(static_cast<std::size_t>(n) * info_names_.size(), 0.0f);
-  terminated_.assign(n, 0);
-  truncated_.assign(n, 0);
-  pool_ = std::make_unique<ThreadPool>(spec_.num_threads);
+}
+
+std::string BatchedEnv::identity() const {
+  return spec_.task + " (" + file_name(spec_.model_path) + ": nq " + std::to_string(model_->nq) +
+         ", nv " + std::to_string(model_->nv) + ", nu " + std::to_string(model_->nu) +
+         "; actions " + join_sizes(num_agents(), [this](int i) { return action_size(i); }) +
+         ", observations " + join_sizes(num_agents(), [this](int i) { return obs_size(i); }) +
+         ", state " + std::to_string(state_size()) + ")";
 }
 
 BatchedEnv::~BatchedEnv() { release(); }
@@ -199,6 +274,7 @@ void BatchedEnv::step_env(int k, const std::vector<const float*>& actions) {
   float* info = info_.data() + static_cast<std::size_t>(k) * info_names_.size();
   const Outcome outcome = task_->step(model_, d, action, memo, info);
   reward_[k] = static_cast<float>(outcome.reward);
+  check_outputs(k, outcome.reward);
   const bool truncated = ++elapsed_[k] >= spec_.max_episode_steps;
   terminated_[k] = outcome.terminated;
   truncated_[k] = truncated;
@@ -217,14 +293,41 @@ void BatchedEnv::step_env(int k, const std::vector<const float*>& actions) {
   std::copy_n(final_state_.data() + at, state_size(), state_.data() + at);
 }
 
+// Rewards and info are float32 for the learner: a value the double computation gives that
+// float32 cannot hold would arrive as an infinity (a control cost of actions of 1e20 is
+// 1e39), and one infinity turns every advantage of the batch into NaN.
+void BatchedEnv::check_outputs(int k, double reward) const {
+  const float* info = info_.data() + static_cast<std::size_t>(k) * info_names_.size();
+  std::string what;
+  if (!std::isfinite(reward_[k])) {
+    what = "reward of " + format_number(reward);
+  } else {
+    for (std::size_t j = 0; j < info_names_.size() && what.empty(); ++j) {
+      if (!std::isfinite(info[j])) what = "info '" + info_names_[j] + "'";
+    }
+  }
+  if (what.empty()) return;
+  const double* action = actions_.data() + static_cast<std::size_t>(k) * model_->nu;
+  double largest = 0.0;
+  for (int a = 0; a < model_->nu; ++a) largest = std::max(largest, std::fabs(action[a]));
+  throw std::range_error(
+      "the step gave env " + std::to_string(k) + " a " + what +
+      ", beyond float32's range (|x| <= " + format_number(std::numeric_limits<float>::max()) +
+      "); its largest |action| was " + format_number(largest) +
+      " (the control cost grows with the square of the action): clamp actions to "
+      "[action_low, action_high] (env.clip_actions) or find why the policy diverged");
+}
+
 void BatchedEnv::reset(std::optional<std::uint64_t> seed) {
   CallGuard guard(*this);
   if (seed) {
     spec_.seed = *seed;
     for (int k = 0; k < num_envs(); ++k) rngs_[k] = Rng(*seed, k);
   }
-  TimerPause pause;
+  MujocoCall call;
+  needs_reset_ = true;
   pool_->run(num_envs(), [this](std::int64_t begin, std::int64_t end) {
+    ErrorsAsExceptions errors;
     for (std::int64_t k = begin; k < end; ++k) reset_env(static_cast<int>(k));
   });
   std::fill(terminated_.begin(), terminated_.end(), 0);
@@ -234,15 +337,20 @@ void BatchedEnv::reset(std::optional<std::uint64_t> seed) {
 
 void BatchedEnv::step(const std::vector<const float*>& actions) {
   CallGuard guard(*this);
-  if (needs_reset_) throw std::runtime_error("call reset() before the first step()");
+  if (needs_reset_) {
+    throw std::runtime_error("call reset() before the first step(), and after a call that raised");
+  }
   if (static_cast<int>(actions.size()) != num_agents()) {
     throw std::invalid_argument("expected actions for " + std::to_string(num_agents()) +
                                 " agents, got " + std::to_string(actions.size()));
   }
-  TimerPause pause;
+  MujocoCall call;
+  needs_reset_ = true;  // until every env has stepped
   pool_->run(num_envs(), [this, &actions](std::int64_t begin, std::int64_t end) {
+    ErrorsAsExceptions errors;
     for (std::int64_t k = begin; k < end; ++k) step_env(static_cast<int>(k), actions);
   });
+  needs_reset_ = false;
 }
 
 void BatchedEnv::check_env_index(int k) const {
@@ -274,9 +382,19 @@ void BatchedEnv::set_state(int k, const std::vector<mjtNum>& qpos,
   require(static_cast<int>(qvel.size()) == model_->nv,
           "qvel must have " + std::to_string(model_->nv) + " entries, got " +
               std::to_string(qvel.size()));
+  auto check_finite = [](const std::vector<mjtNum>& values, const char* name) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      require(std::isfinite(values[i]), std::string(name) + " must be finite, got " +
+                                            format_number(values[i]) + " at index " +
+                                            std::to_string(i));
+    }
+  };
+  check_finite(qpos, "qpos");
+  check_finite(qvel, "qvel");
   mjData* d = data_[k];
   std::copy(qpos.begin(), qpos.end(), d->qpos);
   std::copy(qvel.begin(), qvel.end(), d->qvel);
+  MujocoCall call;
   mj_forward(model_, d);
   task_->remember(d, memo_.data() + static_cast<std::size_t>(k) * task_->memo_size());
   observe(k, obs_, state_);
@@ -286,6 +404,7 @@ Snapshot BatchedEnv::snapshot() const {
   CallGuard guard(*this);
   const int n = num_envs();
   Snapshot s;
+  s.model = identity();
   s.physics.resize(static_cast<std::size_t>(n) * nstate_);
   for (int k = 0; k < n; ++k) {
     mj_getState(model_, data_[k], s.physics.data() + static_cast<std::size_t>(k) * nstate_,
@@ -302,6 +421,8 @@ Snapshot BatchedEnv::snapshot() const {
 
 void BatchedEnv::restore(const Snapshot& s) {
   CallGuard guard(*this);
+  require(s.model.empty() || s.model == identity(),
+          "the snapshot is of " + s.model + ", this env is " + identity());
   const std::size_t n = num_envs();
   auto check = [](std::size_t got, std::size_t want, const char* name) {
     require(got == want, std::string("snapshot ") + name + " must have " + std::to_string(want) +

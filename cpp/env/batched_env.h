@@ -17,6 +17,10 @@
 
 namespace hapo::env {
 
+// Threads beyond the machine's cores only add switching, and results never depend on the
+// count; the bound catches a count that was meant for something else.
+inline constexpr int kMaxThreads = 1024;
+
 // What a batch is made of; validated by the BatchedEnv constructor.
 struct EnvSpec {
   std::string model_path;  // MJCF file (Gymnasium's asset)
@@ -25,7 +29,7 @@ struct EnvSpec {
   std::string model_xml;
   std::string task;        // a name of task_names()
   int num_envs = 1;
-  int num_threads = 1;
+  int num_threads = 1;  // in [1, kMaxThreads]
   std::uint64_t seed = 0;
   int max_episode_steps = 1000;
   // agent_actuators[i][j]: the actuator driven by local action j of agent i; together a
@@ -37,6 +41,7 @@ struct EnvSpec {
 
 // Everything that determines future steps, plus the current outputs.
 struct Snapshot {
+  std::string model;                    // identity() of the env it was taken from; may be empty
   std::vector<mjtNum> physics;          // [N, nstate], mj_getState(mjSTATE_INTEGRATION)
   std::vector<double> memo;             // [N, memo_size]
   std::vector<std::int64_t> elapsed;    // [N] steps in the current episode
@@ -63,18 +68,27 @@ class BatchedEnv {
   // float array, finite (unchecked). Ended episodes are reset; their last outputs are in
   // the final_* buffers.
   void step(const std::vector<const float*>& actions);
+  // A step that throws (a reward beyond float32, a MuJoCo error) leaves the batch partly
+  // stepped: the next step() throws until reset().
   // Frees the physics and the threads; later calls throw std::runtime_error. Idempotent.
   void close();
   bool closed() const { return closed_; }
 
   // Physics of env k: qpos and qvel, and Gymnasium's set_state (write, mj_forward,
-  // recompute env k's outputs).
+  // recompute env k's outputs; qpos and qvel must be finite).
   std::vector<mjtNum> qpos(int k) const;
   std::vector<mjtNum> qvel(int k) const;
   void set_state(int k, const std::vector<mjtNum>& qpos, const std::vector<mjtNum>& qvel);
 
+  // restore() throws std::invalid_argument naming both envs for a snapshot of another
+  // identity(), and for one of other sizes; a snapshot without a model name is checked by
+  // its sizes only.
   Snapshot snapshot() const;
   void restore(const Snapshot& snapshot);
+
+  // The task, its model and the sizes a snapshot depends on, e.g.
+  // "HalfCheetah (half_cheetah.xml: nq 9, nv 9, nu 6; actions 3+3, observations 8+8, state 17)".
+  std::string identity() const;
 
   int num_envs() const { return spec_.num_envs; }
   int num_threads() const { return spec_.num_threads; }
@@ -108,6 +122,8 @@ class BatchedEnv {
   void step_env(int k, const std::vector<const float*>& actions);
   void observe(int k, std::vector<std::vector<float>>& obs, std::vector<float>& state);
   void check_env_index(int k) const;
+  void check_memory() const;
+  void check_outputs(int k, double reward) const;
   void release();
 
   EnvSpec spec_;

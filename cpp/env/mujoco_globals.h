@@ -1,6 +1,8 @@
 #pragma once
 
 #include <mutex>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,15 @@ class ScopedGlobal {
   static inline typename Setting::Value saved_{};
 };
 
+// Our handler of MuJoCo's log messages, installed while a WarningCapture or an
+// ErrorsAsExceptions lives on any thread. Messages it does not take go to the handler it
+// replaced.
+struct OurLogHandler {
+  using Value = mjfLogHandler;
+  static Value install();
+  static void restore(Value saved);
+};
+
 // Collects the warnings MuJoCo raises on this thread while it lives (such as the
 // compiler's deprecation notices about Gymnasium's model files) instead of letting
 // MuJoCo's log handler print them and append them to MUJOCO_LOG.TXT in the current
@@ -49,14 +60,42 @@ class WarningCapture {
   const std::vector<std::string>& messages() const { return messages_; }
 
  private:
-  struct Handler {
-    using Value = mjfLogHandler;
-    static Value install();
-    static void restore(Value saved);
-  };
-  ScopedGlobal<Handler> handler_;
+  ScopedGlobal<OurLogHandler> handler_;
   std::vector<std::string> messages_;
   std::vector<std::string>* outer_;
+};
+
+// A MuJoCo error (mju_error) raised inside ErrorsAsExceptions.
+class MujocoError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Memory that cannot be had: a std::bad_alloc (Python's MemoryError) with a message.
+class OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+// MuJoCo's default answer to an error, such as an allocation that failed, is to print it
+// and exit the process. While an instance lives, an error MuJoCo raises on this thread
+// throws OutOfMemory (allocation) or MujocoError instead, through MuJoCo's C frames
+// (built with unwind tables), to the caller; the mjData that was being worked on must be
+// reset before its next step. Errors on other threads go to the handler installed before.
+// Instances nest.
+class ErrorsAsExceptions {
+ public:
+  ErrorsAsExceptions();
+  ~ErrorsAsExceptions();
+  ErrorsAsExceptions(const ErrorsAsExceptions&) = delete;
+  ErrorsAsExceptions& operator=(const ErrorsAsExceptions&) = delete;
+
+ private:
+  ScopedGlobal<OurLogHandler> handler_;
 };
 
 }  // namespace hapo::env

@@ -1,5 +1,8 @@
 #include "env/thread_pool.h"
 
+#include <string>
+#include <system_error>
+
 namespace hapo::env {
 
 namespace {
@@ -14,10 +17,23 @@ void spin_until(Done done) {
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
-  for (int t = 1; t < num_threads; ++t) workers_.emplace_back(&ThreadPool::worker_loop, this, t);
+  workers_.reserve(num_threads > 1 ? num_threads - 1 : 0);
+  try {
+    for (int t = 1; t < num_threads; ++t) workers_.emplace_back(&ThreadPool::worker_loop, this, t);
+  } catch (const std::system_error& error) {
+    // A destructor does not run for a constructor that throws, and a joinable std::thread
+    // destroyed unjoined terminates the process.
+    const auto started = workers_.size();
+    stop();
+    throw std::system_error(error.code(), "the thread pool started " + std::to_string(started) +
+                                              " of its " + std::to_string(num_threads - 1) +
+                                              " worker threads, then");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop(); }
+
+void ThreadPool::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;

@@ -23,6 +23,8 @@ namespace hapo::env {
 // Which env runs on which thread never affects results: every env owns its data and RNG.
 class ThreadPool {
  public:
+  // Starts num_threads - 1 workers. If one cannot start, those already started are
+  // stopped and joined, and std::system_error names the thread and the reason.
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -35,6 +37,7 @@ class ThreadPool {
   void run(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn);
 
  private:
+  void stop();
   void worker_loop(int thread);
   void run_chunk(int thread);
 

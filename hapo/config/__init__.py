@@ -17,6 +17,7 @@ from hapo.config.schema import (
     describe,
     merge,
 )
+from hapo.files import replaced_atomically
 
 BUILTIN_DIR = pathlib.Path(__file__).resolve().parent
 
@@ -108,7 +109,9 @@ def dump(config: Config) -> str:
 
 
 def save(config: Config, path: pathlib.Path) -> None:
-    path.write_text(dump(config))
+    """Write `dump(config)` to `path` atomically: a kill leaves the old file or the new one."""
+    with replaced_atomically(path, encoding="utf-8") as handle:
+        handle.write(dump(config))
 
 
 __all__ = [

@@ -46,12 +46,18 @@ def load_model(scenario: str, spec: Scenario) -> tuple[str, str, mujoco.MjModel]
     return path, "", quietly(lambda: mujoco.MjModel.from_xml_path(path))
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
+def _as_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def _check_int(value: object, name: str, minimum: int, bits: int = 31) -> int:
+    """`value` as an int in [minimum, 2**bits) (the C++ type it becomes), or a TypeError/ValueError naming it."""
+    value = _as_int(value, name)
+    if not minimum <= value < 2**bits:
+        raise ValueError(f"{name} must be in [{minimum}, 2**{bits}), got {value}")
+    return value
 
 
 def make(
@@ -94,7 +100,7 @@ def make(
     _check_int(num_envs, "num_envs", 1)
     _check_int(num_threads, "num_threads", 1)
     _check_int(max_episode_steps, "max_episode_steps", 1)
-    seed = _check_int(seed, "seed", 0)
+    seed = _check_int(seed, "seed", 0, bits=64)
     path, xml, model = load_model(scenario, spec)
     layout = build_layout(model, spec, partition, agent_obsk, obs_mode)
     core = quietly(
@@ -177,7 +183,7 @@ class BatchedMujocoEnv:
         Returns obs (per agent [N, obs_sizes[i]]), state [N, state_size], info {}.
         """
         self._check_open("reset")
-        self._core.reset(None if seed is None else _check_int(seed, "seed", 0))
+        self._core.reset(None if seed is None else _check_int(seed, "seed", 0, bits=64))
         return self._obs, self._state, {}
 
     def step(self, actions: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -195,30 +201,38 @@ class BatchedMujocoEnv:
         self._core.step(actions)
         return self._obs, self._state, self._reward, self._terminated, self._truncated, self._info
 
+    def _env_index(self, k: object) -> int:
+        k = _as_int(k, "env index")
+        if not 0 <= k < self.num_envs:
+            raise IndexError(f"env index must be in [0, {self.num_envs}), got {k}")
+        return k
+
     def get_qpos(self, k: int) -> np.ndarray:
         """A copy of env k's qpos (float64)."""
         self._check_open("get_qpos")
-        return self._core.qpos(k)
+        return self._core.qpos(self._env_index(k))
 
     def get_qvel(self, k: int) -> np.ndarray:
         """A copy of env k's qvel (float64)."""
         self._check_open("get_qvel")
-        return self._core.qvel(k)
+        return self._core.qvel(self._env_index(k))
 
     def set_state(self, k: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        """Gymnasium's set_state on env k: qpos, qvel, then mj_forward; its obs and state
-        buffers are recomputed. The episode's step count is kept."""
+        """Gymnasium's set_state on env k: qpos, qvel (finite), then mj_forward; its obs and
+        state buffers are recomputed. The episode's step count is kept."""
         self._check_open("set_state")
-        self._core.set_state(k, qpos, qvel)
+        self._core.set_state(self._env_index(k), qpos, qvel)
 
-    def snapshot(self) -> dict[str, np.ndarray]:
+    def snapshot(self) -> dict[str, np.ndarray | str]:
         """Everything that determines future steps (physics, step counts, RNG states, and
-        the step's position memory), plus the current obs and state: copies."""
+        the step's position memory), plus the current obs and state: copies; "model" names
+        the task, its model file and sizes, which restore() checks."""
         self._check_open("snapshot")
         return self._core.snapshot()
 
-    def restore(self, snapshot: dict[str, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-        """Return to a snapshot of this env; returns the obs and state it held."""
+    def restore(self, snapshot: dict[str, np.ndarray | str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Return to a snapshot of this env; returns the obs and state it held. A snapshot of
+        another task, model or sizes raises ValueError naming both."""
         self._check_open("restore")
         self._core.restore(snapshot)
         return self._obs, self._state

@@ -32,7 +32,6 @@ import dataclasses
 import itertools
 import logging
 import pathlib
-import shutil
 import sys
 import time
 import traceback
@@ -47,10 +46,6 @@ from hapo.config import SECTIONS, Config, ConfigError
 log = logging.getLogger(__name__)
 
 SPEC_KEYS = ("dir", "base", "set", "grid")
-# Outputs a trial restarts without, when it has no checkpoint to resume from.
-RUN_OUTPUTS = ("metrics.csv", "timing.csv", "tensorboard", "checkpoint.pt", "config.yaml")
-
-
 @dataclasses.dataclass(frozen=True)
 class Trial:
     """One run of a sweep: its folder name, its grid values and its resolved config."""
@@ -230,17 +225,15 @@ def trial_state(trial: Trial) -> str:
 
 def run_trial(config_dict: dict, state: str) -> dict:
     """Run (or continue) one trial in this process; returns its last metrics row."""
-    from hapo.train import Trainer
+    from hapo.train import Trainer, remove_outputs
 
     config = Config.from_dict(config_dict)
     run_dir = pathlib.Path(config.run.log_dir) / config.run.run_name
     if state == "resume":
         trainer = Trainer.resume(run_dir, num_env_steps=config.run.num_env_steps, progress=False)
     else:
-        if state == "restart":
-            for name in RUN_OUTPUTS:
-                path = run_dir / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        if state == "restart":  # outputs without a checkpoint to resume from
+            remove_outputs(run_dir)
         trainer = Trainer(config, run_dir)
     trainer.train()
     return dict(trainer.history[-1]) if trainer.history else {}

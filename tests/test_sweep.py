@@ -210,3 +210,15 @@ def test_a_sweep_interrupted_with_ctrl_c_ends_like_an_uninterrupted_one(tmp_path
     assert [t.name for t in left] == ["run.seed=2"]
     assert sweep.main([str(cut), "--num-cpus", "1", "--no-progress"]) == 0
     assert _metrics(tmp_path / "cut") == _metrics(tmp_path / "whole")
+
+
+def test_tuned_base_falls_back_to_the_named_config_where_nothing_is_tuned(tmp_path):
+    grid = {"env": [{"scenario": "HalfCheetah", "agent_conf": "6x1"}], "algo.name": ["happo", "hatrpo"]}
+    happo, hatrpo = sweep.expand(sweep.parse_spec({"dir": str(tmp_path), "fallback": "paper_mamujoco", "grid": grid}))
+    assert config_lib.tuned_name("HalfCheetah", "6x1", "hatrpo") is None
+    assert (hatrpo.config.env.obs_mode, hatrpo.config.model.std, hatrpo.config.algo.name) == ("global", "sigmoid", "hatrpo")
+    assert happo.config.to_dict()["algo"] == config_lib.load("halfcheetah_6x1").to_dict()["algo"]
+    plain = sweep.expand(sweep.parse_spec({"dir": str(tmp_path), "grid": grid}))[1]
+    assert plain.config.env.obs_mode == "local"  # no fallback: the schema defaults
+    with pytest.raises(ConfigError, match="fallback .* with base: tuned"):
+        sweep.parse_spec({"dir": str(tmp_path), "base": "toy_reach", "fallback": "paper_mamujoco", "grid": grid})

@@ -6,6 +6,9 @@ A spec is YAML::
     base: tuned                          # 'tuned' (each trial's built-in config for its task and
                                          # algorithm, as hapo-train --scenario picks), a built-in
                                          # config name, or a YAML file (relative to the spec)
+    fallback: paper_mamujoco             # optional, with base tuned: the config of trials whose
+                                         # task and algorithm have no tuned one (default: the
+                                         # schema defaults)
     set:                                 # optional: overrides of every trial
       run.num_env_steps: 1000000
     grid:                                # one mapping, or a list of them (their union)
@@ -45,7 +48,7 @@ from hapo.config import SECTIONS, Config, ConfigError
 
 log = logging.getLogger(__name__)
 
-SPEC_KEYS = ("dir", "base", "set", "grid")
+SPEC_KEYS = ("dir", "base", "fallback", "set", "grid")
 @dataclasses.dataclass(frozen=True)
 class Trial:
     """One run of a sweep: its folder name, its grid values and its resolved config."""
@@ -77,6 +80,7 @@ class Spec:
 
     dir: pathlib.Path
     base: str
+    fallback: str | None
     overrides: dict[str, Any]
     grid: tuple[dict[str, list[Any]], ...]
     source: pathlib.Path | None = None
@@ -108,6 +112,9 @@ def parse_spec(data: Any, source: pathlib.Path | None = None) -> Spec:
     base = data.get("base", "tuned")
     if not isinstance(base, str):
         raise ConfigError(f"base in {where} must be 'tuned', a built-in config name or a YAML file, got {base!r}")
+    fallback = data.get("fallback")
+    if fallback is not None and (base != "tuned" or not isinstance(fallback, str)):
+        raise ConfigError(f"fallback in {where} is the config of trials without a tuned one: a config name or file, with base: tuned; got {fallback!r}")
     overrides = data.get("set") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"set in {where} must map section.key to a value, got {overrides!r}")
@@ -122,7 +129,7 @@ def parse_spec(data: Any, source: pathlib.Path | None = None) -> Spec:
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"grid key {key!r} in {where} must have a non-empty list of values, got {values!r}")
-    return Spec(pathlib.Path(data["dir"]), base, dict(overrides), tuple(dict(g) for g in grids), source)
+    return Spec(pathlib.Path(data["dir"]), base, fallback, dict(overrides), tuple(dict(g) for g in grids), source)
 
 
 def _assignments(key: str, value: Any) -> dict[str, dict[str, Any]]:
@@ -150,16 +157,23 @@ def _label(key: str, value: Any) -> str:
     return str(value).replace("/", "-").replace(" ", "")
 
 
+def _load(spec: Spec, name: str) -> Config:
+    """A built-in config, or a YAML file relative to the spec (or to the current directory)."""
+    relative = None if spec.source is None else spec.source.parent / name
+    if relative is not None and relative.suffix in (".yaml", ".yml") and relative.is_file():
+        return config_lib.load(str(relative))
+    return config_lib.load(name)
+
+
 def _base_config(spec: Spec, data: dict[str, dict[str, Any]]) -> Config:
     if spec.base != "tuned":
-        relative = None if spec.source is None else spec.source.parent / spec.base
-        if relative is not None and relative.suffix in (".yaml", ".yml") and relative.is_file():
-            return config_lib.load(str(relative))
-        return config_lib.load(spec.base)
+        return _load(spec, spec.base)
     # The task and algorithm decide which tuned config applies: read them off the values.
     probe = config_lib.merge(Config(), data, source="sweep trial")
     tuned = config_lib.tuned_name(probe.env.scenario, probe.env.agent_conf, probe.algo.name)
-    return Config() if tuned is None else config_lib.load(tuned)
+    if tuned is not None:
+        return config_lib.load(tuned)
+    return Config() if spec.fallback is None else _load(spec, spec.fallback)
 
 
 def expand(spec: Spec) -> list[Trial]:

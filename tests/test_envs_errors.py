@@ -45,7 +45,7 @@ def run(code: str) -> str:
     """stdout of `code` run after PRELUDE in a fresh Python; fails on a non-zero exit."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     result = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-P", "-c", PRELUDE + textwrap.dedent(code)], capture_output=True, text=True, timeout=300, env=env
     )
     assert result.returncode == 0, f"exit status {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout

@@ -248,7 +248,7 @@ def test_no_headless_opengl_is_a_clear_error(cheetah_run, tmp_path):
     env["__EGL_VENDOR_LIBRARY_FILENAMES"] = str(tmp_path / "no_vendor.json")  # EGL finds no driver
     out = tmp_path / "x.mp4"
     result = subprocess.run(
-        [sys.executable, "-m", "hapo.experiments.evaluate", str(cheetah_run), "--episodes", "1", "--max-steps", "2", "--video", str(out)],
+        [sys.executable, "-P", "-m", "hapo.experiments.evaluate", str(cheetah_run), "--episodes", "1", "--max-steps", "2", "--video", str(out)],
         env=env, capture_output=True, text=True, timeout=300,
     )
     if result.returncode == 0:

@@ -24,7 +24,7 @@ TOY = ["--config", "toy_reach", "--no-progress", "--set", "run.tensorboard=false
 def hapo_train(*args: str, code: int = 0) -> str:
     """hapo-train's stderr; fails unless it exits with `code`."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    result = subprocess.run([sys.executable, "-m", "hapo.cli", *args], capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run([sys.executable, "-P", "-m", "hapo.cli", *args], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == code, result.stderr[-3000:]
     if code == 2:
         assert "Traceback" not in result.stderr

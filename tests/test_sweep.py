@@ -196,7 +196,7 @@ def test_a_sweep_interrupted_with_ctrl_c_ends_like_an_uninterrupted_one(tmp_path
 
     assert sweep.main([str(spec_file(tmp_path / "whole")), "--num-cpus", "1", "--no-progress"]) == 0
     cut = spec_file(tmp_path / "cut")
-    command = [sys.executable, "-m", "hapo.experiments.sweep", str(cut), "--num-cpus", "1", "--no-progress"]
+    command = [sys.executable, "-P", "-m", "hapo.experiments.sweep", str(cut), "--num-cpus", "1", "--no-progress"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     deadline = time.monotonic() + 120
     # Interrupt once the second trial has a checkpoint: one trial done, the other part-way.

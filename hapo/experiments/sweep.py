@@ -34,6 +34,7 @@ import csv
 import dataclasses
 import itertools
 import logging
+import os
 import pathlib
 import sys
 import time
@@ -290,8 +291,16 @@ def run_sweep(
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 logging_level=logging.WARNING, log_to_driver=False)
+        # Ray puts the driver's current directory on its workers' sys.path, where a source
+        # checkout of hapo (as in the repository's root) would shadow the installed package:
+        # start it from the sweep folder instead (trials get absolute run folders).
+        here = os.getcwd()
+        os.chdir(pending[0].run_dir.parent)
+        try:
+            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False)
+        finally:
+            os.chdir(here)
     try:
         capacity = int(ray.cluster_resources().get("CPU", 0))
         too_big = [t for t in pending if t.cpus > capacity]
@@ -308,7 +317,7 @@ def run_sweep(
             while queue or running:
                 while queue and len(running) < limit:
                     trial = queue.pop(0)
-                    ref = remote.options(num_cpus=trial.cpus, name=trial.name).remote(trial.config.to_dict(), states[trial.name])
+                    ref = remote.options(num_cpus=trial.cpus, name=trial.name).remote(_absolute(trial.config).to_dict(), states[trial.name])
                     running[ref] = trial
                     log.info("trial %s: %s", trial.name, {"resume": "resuming", "restart": "restarting"}.get(states[trial.name], "starting"))
                 display.update(len(result.finished), len(running), len(result.failed))
@@ -326,6 +335,11 @@ def run_sweep(
         if started_ray:
             ray.shutdown()
     return result
+
+
+def _absolute(config: Config) -> Config:
+    """The config with an absolute run.log_dir: a Ray worker's current directory is not the driver's."""
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, log_dir=str(pathlib.Path(config.run.log_dir).resolve())))
 
 
 def _run_trial_remote(config_dict: dict, state: str) -> dict:

@@ -9,7 +9,7 @@ import yaml
 
 from hapo import config as config_lib
 from hapo.config import ConfigError
-from hapo.experiments import sweep
+from hapo.experiments import plot, sweep
 from hapo.train import Trainer
 
 # 2 algorithms x 2 toy tasks x 2 seeds, 6 iterations each, one CPU per trial.
@@ -135,6 +135,13 @@ def test_interrupted_sweep_finishes_only_what_is_left_with_identical_metrics(tmp
     assert not result.failed and not result.skipped and len(result.finished) == 8
     reference = _metrics(tmp_path / "whole")
     assert len(reference) == 8
+    # hapo-plot on the sweep: one group per task and algorithm, two seeds each.
+    report = plot.report([tmp_path / "whole"], tmp_path / "plots", reps=200)
+    assert sorted((row.group, row.seeds) for row in report.rows) == [
+        ("ToyReach 2+1 happo", 2), ("ToyReach 2+1 hatrpo", 2), ("ToySplit 2 happo", 2), ("ToySplit 2 hatrpo", 2),
+    ]
+    written = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert {"final.md", "final.csv"} <= written and len([n for n in written if n.startswith("curve_")]) == 2
 
     # The state a sweep killed mid-way leaves: one trial done, one with a checkpoint and a
     # metrics row written after it, one with outputs but no checkpoint, five not started.

@@ -270,3 +270,36 @@ def test_global_obs_mode_is_for_mujoco_tasks_only():
         Trainer(cfg)
     with pytest.raises(ConfigError, match="env.obs_mode must be one of local, global"):
         config_lib.Config().with_overrides(["env.obs_mode=partial"])
+
+
+def test_moving_average_normalizer_follows_the_debiased_averages():
+    from hapo.models import MovingAverageNormalizer
+
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(5.0, 3.0, size=n) for n in (7, 64, 1, 300)]
+    normalizer = MovingAverageNormalizer(beta=0.9)
+    mean = mean_sq = weight = 0.0  # the formula, in NumPy
+    for batch in batches:
+        normalizer.update(torch.from_numpy(batch).float())
+        batch = batch.astype(np.float32).astype(np.float64)
+        mean, mean_sq, weight = 0.9 * mean + 0.1 * batch.mean(), 0.9 * mean_sq + 0.1 * np.mean(batch**2), 0.9 * weight + 0.1
+    expected_mean = mean / weight
+    expected_std = np.sqrt(max(mean_sq / weight - expected_mean**2, 1e-2))
+    x = torch.linspace(-10, 10, 5)
+    np.testing.assert_allclose(normalizer.normalize(x).numpy(), ((x.double().numpy() - expected_mean) / expected_std), rtol=1e-6)
+    torch.testing.assert_close(normalizer.denormalize(normalizer.normalize(x)), x)
+    constant = MovingAverageNormalizer()
+    constant.update(torch.full((10,), 3.0))
+    assert constant.std().item() == pytest.approx(0.1)  # the variance floor, 0.01
+
+
+def test_moving_average_statistics_update_every_critic_minibatch_deterministically():
+    overrides = ["algo.value_norm_stats=moving_average", "algo.critic_epochs=3", "algo.critic_num_minibatches=2"]
+    trainer = _tiny_halfcheetah(*overrides)
+    head = trainer.critics.heads[0]
+    trainer.train(iterations=1)
+    # Six minibatch updates of weight 1 - beta each: the debiasing term is 1 - beta^6.
+    assert head.normalizer.debiasing_term.item() == pytest.approx(1 - 0.99999**6)
+    again = _tiny_halfcheetah(*overrides)
+    again.train(iterations=1)
+    assert trainer.history == again.history

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 import hapo
 from hapo.algos.base import Means, OptimizerState, clipped_step, minibatches
 from hapo.config import AlgoConfig, Config
-from hapo.models import Critic, ValueNormalizer
+from hapo.models import Critic, MovingAverageNormalizer, ValueNormalizer
 from hapo.rollout import RolloutStorage
 
 
@@ -39,7 +39,7 @@ class CriticUpdate(OptimizerState):
     prediction clipped to within `clip` of the old prediction (as in MAPPO and HARL).
     """
 
-    def __init__(self, critic: Critic, normalizer: ValueNormalizer | None, cfg: AlgoConfig):
+    def __init__(self, critic: Critic, normalizer: ValueNormalizer | MovingAverageNormalizer | None, cfg: AlgoConfig):
         self.critic, self.normalizer, self.cfg = critic, normalizer, cfg
         self.base_lr = cfg.critic_lr
         self.optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
@@ -52,17 +52,19 @@ class CriticUpdate(OptimizerState):
           returns: float32 [B], in reward units.
           old_values: float32 [B], the critic's raw outputs (normaliser units) at collection.
         """
-        cfg = self.cfg
-        if self.normalizer is not None:
-            self.normalizer.update(returns)
-            targets = self.normalizer.normalize(returns)
-        else:
-            targets = returns
+        cfg, normalizer = self.cfg, self.normalizer
+        per_minibatch = normalizer is not None and normalizer.per_minibatch
+        if normalizer is not None and not per_minibatch:
+            normalizer.update(returns)
         means = Means()
         for _ in range(cfg.critic_epochs):
             for index in minibatches(len(states), cfg.critic_num_minibatches, generator):
                 values = self.critic(states[index])
-                target = targets[index]
+                target = returns[index]
+                if per_minibatch:
+                    normalizer.update(target)
+                if normalizer is not None:
+                    target = normalizer.normalize(target)
                 loss = F.huber_loss(values, target, delta=cfg.huber_delta, reduction="none")
                 if cfg.value_clip:
                     old = old_values[index]
@@ -79,7 +81,7 @@ class CriticHead:
     """One value function with its normaliser and its update."""
 
     critic: Critic
-    normalizer: ValueNormalizer | None
+    normalizer: ValueNormalizer | MovingAverageNormalizer | None
     update: CriticUpdate
 
 
@@ -119,7 +121,9 @@ class Critics:
         self.heads: list[CriticHead] = []
         for size in sizes:
             critic = Critic(size, config.model)
-            normalizer = ValueNormalizer() if config.algo.value_normalizer else None
+            normalizer = None
+            if config.algo.value_normalizer:
+                normalizer = ValueNormalizer() if config.algo.value_norm_stats == "exact" else MovingAverageNormalizer()
             self.heads.append(CriticHead(critic, normalizer, CriticUpdate(critic, normalizer, config.algo)))
 
     @property

@@ -83,6 +83,7 @@ class AlgoConfig:
     huber_delta: float = _opt(10.0, "Huber loss threshold of the value loss.", POSITIVE)
     value_clip: bool = _opt(True, "Clip the value update around the old values by `clip`, as in MAPPO/HARL.")
     value_normalizer: bool = _opt(True, "Regress the critic on returns normalised by a running mean/std.")
+    value_norm_stats: str = _opt("exact", "Statistics of the value normaliser: 'exact' (mean and variance of every return seen, updated once per iteration) or 'moving_average' (HARL's: a debiased moving average with beta 0.99999 and the variance floored at 0.01, updated with every critic minibatch's returns).", one_of("exact", "moving_average"))
     advantage_norm: bool = _opt(True, "Normalise advantages over the batch to zero mean, unit std.")
     fixed_order: bool = _opt(False, "Update agents in index order every iteration (off-policy: every actor update) instead of a random permutation (simultaneous updates: it only orders the minibatch draws).")
     share_param: bool = _opt(False, "Agents with identical observation and action spaces share one actor (MAPPO's tuned configs; an ablation for the heterogeneous-agent algorithms). Simultaneous updates update a shared actor once, on all its agents' rows. On-policy algorithms only.")

@@ -185,6 +185,10 @@ class ValueNormalizer(nn.Module):
     Its statistics are buffers, so they travel in `state_dict` with the checkpoint.
     """
 
+    # Updated once per iteration with all its returns (the critic update reads this).
+    per_minibatch = False
+
+
     def __init__(self, epsilon: float = 1e-5):
         super().__init__()
         self.epsilon = epsilon
@@ -211,3 +215,41 @@ class ValueNormalizer(nn.Module):
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.std() + self.mean).to(x.dtype)
+
+
+class MovingAverageNormalizer(nn.Module):
+    """The authors' value normaliser: debiased exponential moving averages of the returns and
+    of their squares (decay `beta`), the variance floored at `min_var`; updated with every
+    critic minibatch's returns. Same interface as `ValueNormalizer`.
+    """
+
+    per_minibatch = True
+
+    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5, min_var: float = 1e-2):
+        super().__init__()
+        self.beta, self.epsilon, self.min_var = beta, epsilon, min_var
+        self.register_buffer("running_mean", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("running_mean_sq", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("debiasing_term", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().double().flatten()
+        for buffer, value in ((self.running_mean, x.mean()), (self.running_mean_sq, x.square().mean()), (self.debiasing_term, 1.0)):
+            buffer.mul_(self.beta).add_((1 - self.beta) * value)
+
+    def _mean_var(self) -> tuple[torch.Tensor, torch.Tensor]:
+        weight = self.debiasing_term.clamp(min=self.epsilon)
+        mean = self.running_mean / weight
+        return mean, (self.running_mean_sq / weight - mean.square()).clamp(min=self.min_var)
+
+    def std(self) -> torch.Tensor:
+        return self._mean_var()[1].sqrt()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self._mean_var()
+        return ((x - mean) / var.sqrt()).to(x.dtype)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self._mean_var()
+        return (x * var.sqrt() + mean).to(x.dtype)

@@ -30,7 +30,6 @@ checkpoint, and a failed trial is reported at the end while the others go on.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import itertools
 import logging
@@ -46,6 +45,7 @@ import yaml
 
 from hapo import config as config_lib
 from hapo.config import SECTIONS, Config, ConfigError
+from hapo.logger import read_csv
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,7 @@ def expand(spec: Spec) -> list[Trial]:
 def _last_iteration(metrics: pathlib.Path) -> int:
     if not metrics.is_file():
         return 0
-    with metrics.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv(metrics)
     return int(rows[-1]["iteration"]) if rows else 0
 
 

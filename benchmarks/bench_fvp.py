@@ -1,64 +1,92 @@
-"""HATRPO's natural-gradient direction: hapo's C++ FVP + CG against the same in Python.
+"""HATRPO's natural-gradient direction: the Fisher as explicit Jacobian products against autograd.
 
-One agent's solve of (F + damping I) x = g and the curvature x^T (F + damping I) x,
-on a 4,000-state batch with the default actor (MLP obs -> [128, 128, 128] ReLU ->
-Gaussian mean, state-independent learned log-std), 10 CG iterations, damping 0.1.
-Agent sizes are MaMuJoCo's (mamujoco_v1, agent_obsk=1): HalfCheetah 6x1 agent_0
-(obs 9, act 1) and HalfCheetah 2x3 (obs 12, act 3).
+One agent's solve of (F + damping I) x = g and the curvature x^T (F + damping I) x, on a
+4,000-state batch, 10 CG iterations (tolerance 0, so every implementation runs all ten),
+damping 0.1. The actor is hapo's in the paper's setting (`paper_mamujoco`: MLP [128, 128,
+128] ReLU with a LayerNorm on the input and after every hidden layer, Gaussian with std =
+0.5 sigmoid(theta)); agent sizes are those of the global observation (the task's full
+observation plus a one-hot agent id), read from hapo's environments: HalfCheetah 6x1 and
+2x3, Ant 4x2.
 
-Peers, all with torch.autograd and a Python CG loop:
-- "Python, reference style": as the HATRPO authors' code does it, each Fisher-vector
-  product re-runs the actor, the KL and its gradient with create_graph, then the
-  gradient of (grad_kl . v); one more product gives the curvature.
-- "Python, KL gradient once": the algorithm hapo runs in C++ (grad_kl built once,
-  one backward per product), written in Python.
+Implementations:
+- "hapo MlpFisher": `Actor.fisher(obs).solve(g)`: one forward pass saves the activations,
+  each product is a forward-mode and a reverse-mode pass of matrix multiplies in C++.
+- "hapo.conjugate_gradient": the double-backward path HATRPO used before (C++ CG loop;
+  the KL's gradient built once with its graph, one backward through it per product).
+- "Python, reference style": as the HATRPO authors' code does it, each product re-runs
+  the actor, the KL and its gradient with create_graph, then the gradient of (grad_kl . v),
+  in a Python CG loop.
 
-Run: python benchmarks/bench_fvp.py [--repeats 11] [--profile]
-(--profile: torch's profiler logs its start and stop to stderr.)
+Every implementation's x is checked against the double-backward one: relative difference
+||x - x_ref|| / ||x_ref|| below 1e-5 in float32 and 1e-10 in float64.
+
+Run: python benchmarks/bench_fvp.py [--repeats 11] [--dtypes float32 float64]
 """
 
 import argparse
 from functools import partial
 
 import torch
-from torch import nn
-from torch.distributions import Normal, kl_divergence
-from torch.profiler import ProfilerActivity, profile
+from torch.nn.utils import parameters_to_vector
 
 import hapo
 from _timing import interleaved_medians, print_table
+from hapo import config, envs
+from hapo.models import Actor
 
-BATCH, HIDDEN, ITERATIONS, DAMPING = 4000, 128, 10, 0.1
-AGENTS = {"HalfCheetah 6x1 (obs 9, act 1)": (9, 1), "HalfCheetah 2x3 (obs 12, act 3)": (12, 3)}
-
-
-class Actor(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int):
-        super().__init__()
-        layers, width = [], obs_dim
-        for _ in range(3):
-            layers += [nn.Linear(width, HIDDEN), nn.ReLU()]
-            width = HIDDEN
-        self.body = nn.Sequential(*layers, nn.Linear(width, act_dim))
-        self.log_std = nn.Parameter(torch.full((act_dim,), -0.5))
-
-    def forward(self, obs: torch.Tensor) -> Normal:
-        mean = self.body(obs)
-        return Normal(mean, self.log_std.exp().expand_as(mean))
+BATCH, ITERATIONS, DAMPING = 4000, 10, 0.1
+TASKS = [("HalfCheetah", "6x1"), ("HalfCheetah", "2x3"), ("Ant", "4x2")]
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
-def mean_kl(actor: Actor, obs: torch.Tensor) -> torch.Tensor:
-    new = actor(obs)
-    old = Normal(new.loc.detach(), new.scale.detach())
-    return kl_divergence(old, new).sum(-1).mean()
+def agent_sizes(scenario: str, partition: str) -> tuple[int, int]:
+    """Agent 0's observation and action sizes with the paper's global observation."""
+    env = envs.make(scenario, partition, obs_mode="global")
+    try:
+        return env.obs_sizes[0], env.action_sizes[0]
+    finally:
+        env.close()
 
 
-def flat(tensors) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
+def problem(obs_size: int, action_size: int, dtype: torch.dtype):
+    """The paper-setting actor, a batch of observations and the surrogate gradient g = grad E[ratio * A]."""
+    torch.manual_seed(0)
+    actor = Actor(obs_size, action_size, "continuous", config.load("paper_mamujoco").model).to(dtype)
+    obs = torch.randn(BATCH, obs_size, dtype=dtype)
+    with torch.no_grad():
+        old = actor.dist_params(obs)
+        actions = actor.distribution_from_params(old).sample()
+        old_log_prob = actor.log_prob_from_params(old, actions)
+    advantages = torch.randn(BATCH, dtype=dtype)
+    ratio = torch.exp(actor.log_prob(obs, actions) - old_log_prob)
+    g = parameters_to_vector(torch.autograd.grad((ratio * advantages).mean(), list(actor.parameters())))
+    return actor, obs, g
 
 
-def python_cg(fvp, g: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Conjugate gradient from x = 0, then one product for the curvature."""
+def current_kl(actor: Actor, obs: torch.Tensor) -> torch.Tensor:
+    params = actor.dist_params(obs)
+    return actor.kl_from_params(params.detach(), params)
+
+
+def mlp_fisher(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
+    result = actor.fisher(obs, damping=DAMPING).solve(g, max_iterations=ITERATIONS, tolerance=0.0)
+    return result.x, result.curvature
+
+
+def double_backward(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
+    result = hapo.conjugate_gradient(
+        current_kl(actor, obs), actor.parameters(), g, damping=DAMPING, max_iterations=ITERATIONS, tolerance=0.0,
+    )
+    return result.x, result.curvature
+
+
+def reference_style(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
+    params = list(actor.parameters())
+
+    def fvp(v: torch.Tensor) -> torch.Tensor:
+        grad_kl = parameters_to_vector(torch.autograd.grad(current_kl(actor, obs), params, create_graph=True))
+        return parameters_to_vector(torch.autograd.grad(grad_kl @ v, params)) + DAMPING * v
+
     x = torch.zeros_like(g)
     r, p = g.clone(), g.clone()
     rr = r @ r
@@ -73,153 +101,42 @@ def python_cg(fvp, g: torch.Tensor) -> tuple[torch.Tensor, float]:
     return x, (x @ fvp(x)).item()
 
 
-def reference_style(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
-    params = list(actor.parameters())
-
-    def fvp(v):
-        kl = mean_kl(actor, obs)
-        grad_kl = flat(torch.autograd.grad(kl, params, create_graph=True))
-        return flat(torch.autograd.grad(grad_kl @ v, params)) + DAMPING * v
-
-    return python_cg(fvp, g)
-
-
-def gradient_once(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
-    params = list(actor.parameters())
-    grad_kl = flat(torch.autograd.grad(mean_kl(actor, obs), params, create_graph=True))
-
-    def fvp(v):
-        return flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True)) + DAMPING * v
-
-    return python_cg(fvp, g)
-
-
-def hapo_cpp(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
-    result = hapo.conjugate_gradient(
-        mean_kl(actor, obs),
-        actor.parameters(),
-        g,
-        damping=DAMPING,
-        max_iterations=ITERATIONS,
-        tolerance=0.0,
-    )
-    assert result.iterations == ITERATIONS
-    return result.x, result.curvature
-
-
-OURS = "hapo C++ (one call)"
-IMPLEMENTATIONS = {
-    OURS: hapo_cpp,
-    "Python, KL gradient once": gradient_once,
-    "Python, reference style": reference_style,
-}
-
-
-def problem(obs_dim: int, act_dim: int):
-    """The actor, a batch of observations and the surrogate gradient g = grad E[ratio * A]."""
-    torch.manual_seed(0)
-    actor = Actor(obs_dim, act_dim)
-    obs = torch.randn(BATCH, obs_dim)
-    with torch.no_grad():
-        dist = actor(obs)
-        actions = dist.sample()
-        old_log_prob = dist.log_prob(actions).sum(-1)
-    advantages = torch.randn(BATCH)
-    ratio = torch.exp(actor(obs).log_prob(actions).sum(-1) - old_log_prob)
-    g = flat(torch.autograd.grad((ratio * advantages).mean(), list(actor.parameters())))
-    return actor, obs, g
-
-
-def trivial_kl(actor: Actor) -> torch.Tensor:
-    """0.5 * sum((theta - theta_old)^2) over the actor's parameters: F = I, a trivial graph.
-
-    The solve then costs almost no kernel time, leaving the fixed cost of each
-    implementation (Python interpreter, autograd calls, flattening) to be measured.
-    """
-    return sum(0.5 * ((p - p.detach()) ** 2).sum() for p in actor.parameters())
-
-
-def trivial_problem_fns(actor: Actor, g: torch.Tensor) -> dict:
-    params = list(actor.parameters())
-
-    def python():
-        grad_kl = flat(torch.autograd.grad(trivial_kl(actor), params, create_graph=True))
-        return python_cg(
-            lambda v: flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True))
-            + DAMPING * v,
-            g,
-        )
-
-    def cpp():
-        return hapo.conjugate_gradient(
-            trivial_kl(actor), params, g, damping=DAMPING, max_iterations=ITERATIONS,
-            tolerance=0.0,
-        )
-
-    return {OURS: cpp, "Python, KL gradient once": python}
-
-
-def top_ops(fn, count: int) -> tuple[float, list[tuple[str, float]]]:
-    """Total and largest self CPU times (ms) of the torch ops in one profiled call."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events) / 1e3
-    return total, [(e.key, e.self_cpu_time_total / 1e3) for e in events[:count]]
+OURS, TODAY = "MlpFisher (Jacobian products)", "conjugate_gradient (double backward)"
+IMPLEMENTATIONS = {OURS: mlp_fisher, TODAY: double_backward, "Python reference style": reference_style}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument(
-        "--profile", action="store_true", help="also list the torch ops one C++ call spends time in"
-    )
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     args = parser.parse_args()
-    rows, overhead_rows, profile_rows = [], [], []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for agent, (obs_dim, act_dim) in AGENTS.items():
-            actor, obs, g = problem(obs_dim, act_dim)
-            x_ref, curvature_ref = gradient_once(actor, obs, g)
-            for name, impl in IMPLEMENTATIONS.items():
-                x, curvature = impl(actor, obs, g)
-                torch.testing.assert_close(x, x_ref, rtol=1e-3, atol=1e-4 * x_ref.abs().max())
-                assert abs(curvature - curvature_ref) <= 1e-3 * curvature_ref, name
-            calls = {name: partial(impl, actor, obs, g) for name, impl in IMPLEMENTATIONS.items()}
-            medians = interleaved_medians(calls, args.repeats)
-            ours = medians[OURS]
-            for name, seconds in medians.items():
-                ratio = "1.0" if name == OURS else f"{seconds / ours:.2f}x"
-                rows.append([threads, agent, g.numel(), name, f"{seconds * 1e3:.1f}", ratio])
-            fixed = interleaved_medians(trivial_problem_fns(actor, g), args.repeats)
-            python_minus_cpp = fixed["Python, KL gradient once"] - fixed[OURS]
-            overhead_rows.append(
-                [threads, agent]
-                + [f"{seconds * 1e3:.2f}" for seconds in fixed.values()]
-                + [f"{python_minus_cpp * 1e3:.2f}"]
-            )
-            if args.profile:
-                total, ops = top_ops(lambda: hapo_cpp(actor, obs, g), 6)
-                profile_rows += [
-                    [threads, agent, op, f"{ms:.1f}", f"{100 * ms / total:.0f}%"] for op, ms in ops
-                ]
+    sizes = {task: agent_sizes(*task) for task in TASKS}
+    rows = []
+    for dtype in (getattr(torch, name) for name in args.dtypes):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for (scenario, partition), (obs_size, action_size) in sizes.items():
+                actor, obs, g = problem(obs_size, action_size, dtype)
+                x_ref, _ = double_backward(actor, obs, g)
+                differences = {}
+                for name, impl in IMPLEMENTATIONS.items():
+                    x, _ = impl(actor, obs, g)
+                    differences[name] = ((x - x_ref).norm() / x_ref.norm()).item()
+                    assert differences[name] < TOLERANCE[dtype], (name, differences[name])
+                medians = interleaved_medians({name: partial(impl, actor, obs, g) for name, impl in IMPLEMENTATIONS.items()}, args.repeats)
+                for name, seconds in medians.items():
+                    rows.append([
+                        str(dtype).removeprefix("torch."), threads, f"{scenario} {partition} ({obs_size} -> {action_size})",
+                        g.numel(), name, f"{seconds * 1e3:.1f}", f"{seconds / medians[OURS]:.2f}x", f"{medians[TODAY] / seconds:.2f}x",
+                        f"{differences[name]:.1e}",
+                    ])
     print_table(
-        f"FVP + CG ({ITERATIONS} iterations, damping {DAMPING}, +1 product for x^T F x), "
-        f"batch {BATCH}, MLP [128, 128, 128]; median of {args.repeats}, interleaved",
-        ["torch threads", "agent", "parameters", "implementation", "median ms", "time / hapo"],
+        f"FVP + CG ({ITERATIONS} iterations, damping {DAMPING}, +1 product for x^T F x), batch {BATCH}, "
+        f"paper-setting actor; median of {args.repeats}, interleaved",
+        ["dtype", "threads", "agent (obs -> act)", "parameters", "implementation", "median ms", "time / ours",
+         "speed-up vs double backward", "|x - x_db| / |x_db|"],
         rows,
     )
-    print_table(
-        "Fixed cost of one solve: same parameters, trivial KL (F = I), median ms",
-        ["torch threads", "agent", "hapo C++", "Python, KL gradient once", "Python - C++"],
-        overhead_rows,
-    )
-    if args.profile:
-        print_table(
-            "Where one hapo C++ call spends its op time (torch.profiler, self CPU)",
-            ["torch threads", "agent", "op", "self ms", "share"],
-            profile_rows,
-        )
 
 
 if __name__ == "__main__":

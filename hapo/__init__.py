@@ -10,6 +10,7 @@ import torch  # noqa: E402,F401  (loads libtorch and its Python types before the
 
 from hapo._core import (  # noqa: E402
     ConjugateGradientResult,
+    MlpFisher,
     conjugate_gradient,
     fisher_vector_product,
     gae,
@@ -20,6 +21,7 @@ __version__ = importlib.metadata.version("hapo")
 
 __all__ = [
     "ConjugateGradientResult",
+    "MlpFisher",
     "conjugate_gradient",
     "fisher_vector_product",
     "gae",

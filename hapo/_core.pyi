@@ -1,4 +1,4 @@
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -83,3 +83,25 @@ def conjugate_gradient(
     max_iterations: int = 10,
     tolerance: float = 1e-5,
 ) -> ConjugateGradientResult: ...
+class MlpFisher:
+    def __init__(
+        self,
+        obs: torch.Tensor,
+        weights: Sequence[torch.Tensor],
+        biases: Sequence[torch.Tensor],
+        *,
+        distribution: str,
+        input_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
+        hidden_norms: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
+        std_param: torch.Tensor | None = None,
+        std_kind: str = "exp",
+        std_scale: float = 1.0,
+        action_mask: torch.Tensor | None = None,
+        damping: float = 0.1,
+    ) -> None: ...
+    @property
+    def size(self) -> int: ...
+    def __call__(self, v: torch.Tensor) -> torch.Tensor: ...
+    def solve(self, g: torch.Tensor, max_iterations: int = 10, tolerance: float = 1e-5) -> ConjugateGradientResult: ...

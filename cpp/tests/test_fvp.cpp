@@ -6,6 +6,7 @@
 #include <Eigen/Dense>
 
 #include "algo/fvp.h"
+#include "algo/mlp_fisher.h"
 #include "testing.h"
 
 namespace {
@@ -182,4 +183,100 @@ HAPO_TEST(cg_rejects_non_positive_and_non_finite_operators) {
     threw = true;
   }
   HAPO_CHECK(threw);
+}
+
+namespace {
+
+// A two-layer MLP policy with LayerNorms on the input and the hidden layer, written with
+// libtorch's own ops, whose mean KL the autograd Fisher (FisherOperator) differentiates.
+struct SmallMlp {
+  int obs = 4, hidden = 5, out = 3, states = 7;
+  torch::Tensor x, w0, b0, w1, b1, in_g, in_b, h_g, h_b, theta, mask;
+
+  explicit SmallMlp(std::uint64_t seed) {
+    torch::manual_seed(seed);
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+    x = torch::randn({states, obs}, opts);
+    w0 = torch::randn({hidden, obs}, opts).requires_grad_();
+    b0 = (0.1 * torch::randn({hidden}, opts)).requires_grad_();
+    w1 = torch::randn({out, hidden}, opts).requires_grad_();
+    b1 = (0.1 * torch::randn({out}, opts)).requires_grad_();
+    in_g = (1 + 0.2 * torch::randn({obs}, opts)).requires_grad_();
+    in_b = (0.2 * torch::randn({obs}, opts)).requires_grad_();
+    h_g = (1 + 0.2 * torch::randn({hidden}, opts)).requires_grad_();
+    h_b = (0.2 * torch::randn({hidden}, opts)).requires_grad_();
+    theta = (0.3 * torch::randn({out}, opts)).requires_grad_();
+    mask = torch::rand({states, out}) > 0.3;
+    mask.select(1, 0).fill_(true);
+  }
+
+  torch::Tensor output() const {
+    auto h = torch::layer_norm(x, {obs}, in_g, in_b);
+    h = torch::layer_norm(torch::tanh(torch::addmm(b0, h, w0.t())), {hidden}, h_g, h_b);
+    return torch::addmm(b1, h, w1.t());
+  }
+
+  // Mean KL(N(mu_old, sigma_old) || N(mu, sigma)), sigma = 0.5 sigmoid(theta).
+  torch::Tensor gaussian_kl() const {
+    const auto mu = output();
+    const auto log_std = std::log(0.5) + torch::log_sigmoid(theta);
+    const auto mu_old = mu.detach();
+    const auto log_std_old = log_std.detach();
+    const auto kl = log_std - log_std_old +
+                    (torch::exp(2 * log_std_old) + (mu_old - mu).pow(2)) / (2 * torch::exp(2 * log_std)) -
+                    0.5;
+    return kl.sum(1).mean();
+  }
+
+  torch::Tensor categorical_kl() const {
+    const auto logp = torch::log_softmax(output().masked_fill(mask.logical_not(), -1e300), -1);
+    const auto logp_old = logp.detach();
+    return (logp_old.exp() * (logp_old - logp)).sum(1).mean();
+  }
+
+  hapo::MlpParams params() const {
+    hapo::MlpParams p;
+    p.input_norm = hapo::LayerNormParams{in_g, in_b};
+    p.weights = {w0, w1};
+    p.biases = {b0, b1};
+    p.hidden_norms = {hapo::LayerNormParams{h_g, h_b}};
+    p.activation = hapo::Activation::kTanh;
+    return p;
+  }
+
+  // The flat order of hapo::MlpFisher: std param, input norm, layers, hidden norms.
+  std::vector<torch::Tensor> flat_order(bool gaussian) const {
+    std::vector<torch::Tensor> order = {in_g, in_b, w0, b0, w1, b1, h_g, h_b};
+    if (gaussian) order.insert(order.begin(), theta);
+    return order;
+  }
+};
+
+void check_same_products(const hapo::MlpFisher& fisher, const torch::Tensor& kl,
+                         const std::vector<torch::Tensor>& params) {
+  const hapo::FisherOperator reference(kl, params, 0.1);
+  HAPO_CHECK(fisher.size() == reference.size());
+  for (int trial = 0; trial < 3; ++trial) {
+    const auto v = torch::randn({fisher.size()}, torch::kFloat64);
+    const Vector got = to_eigen(fisher(v));
+    const Vector expected = to_eigen(reference(v));
+    HAPO_CHECK(expected.norm() > 0.1);
+    check_close(got, expected, 1e-12 * expected.norm());
+  }
+}
+
+}  // namespace
+
+HAPO_TEST(mlp_fisher_gaussian_matches_autograd_fisher) {
+  const SmallMlp mlp(17);
+  const hapo::MlpFisher fisher(mlp.params(),
+                               hapo::GaussianHead{mlp.theta, hapo::StdKind::kSigmoid, 0.5}, mlp.x,
+                               0.1);
+  check_same_products(fisher, mlp.gaussian_kl(), mlp.flat_order(true));
+}
+
+HAPO_TEST(mlp_fisher_masked_categorical_matches_autograd_fisher) {
+  const SmallMlp mlp(19);
+  const hapo::MlpFisher fisher(mlp.params(), hapo::CategoricalHead{mlp.mask}, mlp.x, 0.1);
+  check_same_products(fisher, mlp.categorical_kl(), mlp.flat_order(false));
 }

@@ -18,7 +18,8 @@ class HatrpoUpdate(ActorUpdate):
     """Maximise the surrogate L(theta) = E[r * M * A] subject to E_s[KL(pi_old || pi_theta)] <= delta.
 
     g = grad L at the old parameters; x solves (F + damping I) x = g by conjugate gradient
-    with Fisher-vector products of the mean KL (`hapo.conjugate_gradient`, in C++); the
+    with the actor's Fisher F, the Hessian of the mean KL at the old parameters, as explicit
+    Jacobian products on one forward pass (`Actor.fisher`, in C++); the
     full step is sqrt(2 delta / x^T (F + damping I) x) * x, the step whose quadratic KL model
     equals delta (with the damped curvature, as the authors' code). A backtracking line
     search tries the step scaled by backtrack_coeff^k, k = 0 .. ls_steps - 1, and accepts the
@@ -33,12 +34,10 @@ class HatrpoUpdate(ActorUpdate):
         params = list(actor.parameters())
         weighted = batch.factor * batch.advantages
 
-        # One forward serves the surrogate and the KL; g's backward keeps the graph for CG.
-        surrogate, kl = self._surrogate_and_kl(batch, weighted)
-        g = parameters_to_vector(torch.autograd.grad(surrogate, params, retain_graph=True))
-        solve = hapo.conjugate_gradient(
-            kl, params, g, damping=cfg.cg_damping, max_iterations=cfg.cg_iterations, tolerance=cfg.cg_tolerance,
-        )
+        surrogate = self._surrogate(batch, weighted, actor.dist_params(batch.obs, batch.action_mask))
+        g = parameters_to_vector(torch.autograd.grad(surrogate, params))
+        fisher = actor.fisher(batch.obs, batch.action_mask, damping=cfg.cg_damping)
+        solve = fisher.solve(g, max_iterations=cfg.cg_iterations, tolerance=cfg.cg_tolerance)
         metrics = {
             "grad_norm": g.norm().item(),
             "cg_iterations": float(solve.iterations),
@@ -72,12 +71,15 @@ class HatrpoUpdate(ActorUpdate):
         )
         return metrics
 
+    def _surrogate(self, batch: AgentBatch, weighted: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """E[r * M * A] for the distribution parameters `params` of the current actor."""
+        log_prob = self.actor.log_prob_from_params(params, batch.actions)
+        return (torch.exp(log_prob - batch.old_log_prob) * weighted).mean()
+
     def _surrogate_and_kl(self, batch: AgentBatch, weighted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """E[r * M * A] and the mean KL(old || current), from one forward of the actor."""
         params = self.actor.dist_params(batch.obs, batch.action_mask)
-        log_prob = self.actor.log_prob_from_params(params, batch.actions)
-        surrogate = (torch.exp(log_prob - batch.old_log_prob) * weighted).mean()
-        return surrogate, self.actor.kl_from_params(batch.old_params, params)
+        return self._surrogate(batch, weighted, params), self.actor.kl_from_params(batch.old_params, params)
 
     def _full_step(self, solve: hapo.ConjugateGradientResult) -> torch.Tensor | None:
         """The step of squared (damped) Fisher norm 2 delta along x; None when x is zero (g = 0)."""

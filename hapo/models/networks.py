@@ -10,6 +10,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Normal, kl_divergence
 from torch.nn import functional as F
 
+from hapo._core import MlpFisher
 from hapo.config import ModelConfig
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
@@ -122,6 +123,29 @@ class Actor(nn.Module):
         """Mean over the batch of KL(old || new), given both distributions' parameters."""
         kl = kl_divergence(self.distribution_from_params(old_params), self.distribution_from_params(params))
         return (kl.sum(-1) if self.kind == "continuous" else kl).mean()
+
+    def fisher(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None, damping: float = 0.1) -> MlpFisher:
+        """The operator v -> F v + damping v of this policy on the states obs [B, obs_size] (C++).
+
+        F is the Hessian of `kl(obs, self.dist_params(obs))` at the current parameters, the
+        policy's Fisher averaged over the states, as explicit Jacobian products on one
+        forward pass (`hapo.MlpFisher`); flat vectors follow `self.parameters()`.
+        `.solve(g, max_iterations, tolerance)` runs conjugate gradient on it.
+        """
+        net = self.net
+        norm = (net.norm.weight, net.norm.bias) if net.norm is not None else None
+        hidden_norms = [(n.weight, n.bias) for n in net.hidden_norms] if net.hidden_norms is not None else []
+        eps = {m.eps for m in net.modules() if isinstance(m, nn.LayerNorm)}
+        options = dict(
+            input_norm=norm, hidden_norms=hidden_norms, activation=net.activation_name, norm_eps=eps.pop() if eps else 1e-5,
+            damping=damping,
+        )
+        if self.kind == "continuous":
+            std_param = self.log_std if self.std_kind == "exp" else self.std_logit
+            options.update(distribution="gaussian", std_param=std_param, std_kind=self.std_kind, std_scale=SIGMOID_STD_SCALE)
+        else:
+            options.update(distribution="categorical", action_mask=action_mask)
+        return MlpFisher(obs, [layer.weight for layer in net.layers], [layer.bias for layer in net.layers], **options)
 
 
 class DeterministicActor(nn.Module):

@@ -9,11 +9,12 @@ observation plus a one-hot agent id), read from hapo's environments: HalfCheetah
 2x3, Ant 4x2.
 
 Implementations:
-- "hapo MlpFisher": `Actor.fisher(obs).solve(g)`: one forward pass saves the activations,
+- "MlpFisher (Jacobian products)": `Actor.fisher(obs).solve(g)`: one forward pass saves the activations,
   each product is a forward-mode and a reverse-mode pass of matrix multiplies in C++.
-- "hapo.conjugate_gradient": the double-backward path HATRPO used before (C++ CG loop;
-  the KL's gradient built once with its graph, one backward through it per product).
-- "Python, reference style": as the HATRPO authors' code does it, each product re-runs
+- "conjugate_gradient (double backward)": the path HATRPO used before, kept as
+  `algo.fisher: autograd` (`AutogradFisher`: hapo.conjugate_gradient, a C++ CG loop; the
+  KL's gradient built once with its graph, one backward through it per product).
+- "Python reference style": as the HATRPO authors' code does it, each product re-runs
   the actor, the KL and its gradient with create_graph, then the gradient of (grad_kl . v),
   in a Python CG loop.
 
@@ -29,10 +30,9 @@ from functools import partial
 import torch
 from torch.nn.utils import parameters_to_vector
 
-import hapo
 from _timing import interleaved_medians, print_table
 from hapo import config, envs
-from hapo.models import Actor
+from hapo.models import Actor, AutogradFisher
 
 BATCH, ITERATIONS, DAMPING = 4000, 10, 0.1
 TASKS = [("HalfCheetah", "6x1"), ("HalfCheetah", "2x3"), ("Ant", "4x2")]
@@ -74,9 +74,7 @@ def mlp_fisher(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
 
 
 def double_backward(actor: Actor, obs: torch.Tensor, g: torch.Tensor):
-    result = hapo.conjugate_gradient(
-        current_kl(actor, obs), actor.parameters(), g, damping=DAMPING, max_iterations=ITERATIONS, tolerance=0.0,
-    )
+    result = AutogradFisher.of_actor(actor, obs, damping=DAMPING).solve(g, max_iterations=ITERATIONS, tolerance=0.0)
     return result.x, result.curvature
 
 

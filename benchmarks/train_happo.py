@@ -6,7 +6,13 @@ deterministic evaluation return, the throughput, and the share of wall time spen
 collecting, updating and evaluating. Needs the MuJoCo environments (hapo.envs.make).
 `--toy` runs the same measurement on the toy tasks.
 
+`--variants` trains every task once per variant (each a comma-separated list of config
+overrides) and adds the throughput ratio to the first variant, e.g. HATRPO's Fisher before
+and after the explicit Jacobian products:
+  --algo hatrpo --tasks HalfCheetah-2x3 --variants algo.fisher=autograd algo.fisher=explicit
+
 Run: python benchmarks/train_happo.py [--algo hatrpo] [--tasks HalfCheetah-2x3] [--num-env-steps 1e6] [--toy]
+     [--set KEY=VALUE ...] [--variants OVERRIDES ...]
 """
 
 import argparse
@@ -33,7 +39,8 @@ def task_config(task: str, algo: str) -> config.Config:
     return base.with_overrides([f"env.scenario={scenario}", f"env.agent_conf={agent_conf}", f"algo.name={algo}"])
 
 
-def run(base: config.Config, num_env_steps: str, seed: int, env_threads: int, torch_threads: int, update_threads: int) -> list[object]:
+def run(base: config.Config, num_env_steps: str, seed: int, env_threads: int, torch_threads: int, update_threads: int) -> tuple[list[object], float]:
+    """One table row and the run's env steps/s."""
     cfg = base.with_overrides([
         f"run.num_env_steps={num_env_steps}", f"run.seed={seed}", f"env.num_threads={env_threads}",
         f"run.torch_threads={torch_threads}", f"run.update_torch_threads={update_threads}", "run.progress=false",
@@ -47,11 +54,12 @@ def run(base: config.Config, num_env_steps: str, seed: int, env_threads: int, to
             seconds[key] += trainer.last_timing[key]
     wall = time.perf_counter() - start
     final = trainer.history[-1]["eval_return"]
-    return [
+    row = [
         f"{cfg.env.scenario} {cfg.env.agent_conf}", trainer.env_steps, f"{final:.1f}",
         f"{trainer.env_steps / wall:,.0f}", f"{trainer.env_steps / seconds['collect_seconds']:,.0f}",
         *(f"{100 * seconds[key] / wall:.0f}%" for key in seconds), f"{wall:.0f}",
     ]
+    return row, trainer.env_steps / wall
 
 
 def main() -> None:
@@ -64,16 +72,25 @@ def main() -> None:
     parser.add_argument("--algo", default="happo", choices=sorted(TOY_TASKS), help="per-agent update")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help=f"SCENARIO-CONF or built-in config names (default: {' '.join(MUJOCO_TASKS)})")
     parser.add_argument("--toy", action="store_true", help="the toy tasks instead of MuJoCo (no hapo.envs.make needed)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for every run")
+    parser.add_argument("--variants", nargs="+", default=[""], metavar="OVERRIDES", help="train each task once per variant: comma-separated KEY=VALUE overrides")
     args = parser.parse_args()
     tasks = args.tasks or (TOY_TASKS[args.algo] if args.toy else MUJOCO_TASKS)
+    rows = []
     try:
-        configs = [task_config(task, args.algo) for task in tasks]
-        rows = [run(cfg, args.num_env_steps, args.seed, args.env_threads, args.torch_threads, args.update_torch_threads) for cfg in configs]
+        for task in tasks:
+            base = task_config(task, args.algo).with_overrides(args.set)
+            first = None
+            for variant in args.variants:
+                cfg = base.with_overrides([o for o in variant.split(",") if o])
+                row, speed = run(cfg, args.num_env_steps, args.seed, args.env_threads, args.torch_threads, args.update_torch_threads)
+                first = first or speed
+                rows.append([*row[:1], variant or "-", *row[1:], f"{speed / first:.2f}x"])
     except ConfigError as err:
         parser.exit(2, f"{err}\n(--toy runs the same measurement on the toy tasks)\n")
     print_table(
         f"{args.algo.upper()} training, seed {args.seed}, {args.env_threads} env threads, {args.torch_threads} torch threads ({args.update_torch_threads} in the update)",
-        ["task", "env steps", "final eval return", "env steps/s", "collect-only steps/s", "collect", "update", "eval", "wall s"],
+        ["task", "variant", "env steps", "final eval return", "env steps/s", "collect-only steps/s", "collect", "update", "eval", "wall s", "steps/s vs first variant"],
         rows,
     )
 

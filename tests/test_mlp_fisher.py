@@ -3,9 +3,10 @@
 References we did not write: the Hessian of the mean KL computed by
 torch.autograd.functional.hessian on the actor's own forward (every layer option, both
 distributions, masks), torch.linalg.solve, and the autograd double-backward path
-(`hapo.conjugate_gradient` on the KL) for the whole HATRPO step.
+(`algo.fisher: autograd`, `hapo.conjugate_gradient` on the KL) for the whole HATRPO step.
 """
 
+import dataclasses
 import itertools
 
 import pytest
@@ -97,6 +98,24 @@ def test_fisher_equals_the_kl_hessian(layernorm, std, activation, kind, masked):
     torch.testing.assert_close(damped, expected + 0.25 * torch.eye(n, dtype=torch.float64), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [127, 128, 1001])
+def test_many_rows_match_the_double_backward_product(rows, threads):
+    """Batches that split into several row blocks in C++ (128 rows each), with a partial last one."""
+    actor = make_actor("continuous", hidden=(32, 32))
+    obs = torch.randn(rows, OBS, dtype=torch.float64, generator=torch.Generator().manual_seed(rows))
+    params = actor.dist_params(obs)
+    kl = actor.kl_from_params(params.detach(), params)
+    v = torch.randn(sum(p.numel() for p in actor.parameters()), dtype=torch.float64)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = actor.fisher(obs, damping=0.1)(v)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(got, hapo.fisher_vector_product(kl, list(actor.parameters()), v, 0.1), rtol=1e-10, atol=1e-13)
+
+
 @pytest.mark.parametrize(("kind", "masked"), [("continuous", False), ("discrete", True)])
 def test_solve_matches_linalg_solve(kind, masked):
     actor = make_actor(kind)
@@ -123,18 +142,6 @@ def test_float32_products_match_float64():
     assert ((got.double() - expected).norm() / expected.norm()).item() < 1e-5
 
 
-class AutogradFisher:
-    """The double-backward Fisher of the mean KL (`hapo.conjugate_gradient`): the path
-    HATRPO took before `Actor.fisher`, as the reference for the whole step."""
-
-    def __init__(self, actor, obs, action_mask, damping):
-        params = actor.dist_params(obs, action_mask)
-        self.kl, self.params, self.damping = actor.kl_from_params(params.detach(), params), list(actor.parameters()), damping
-
-    def solve(self, g, max_iterations, tolerance):
-        return hapo.conjugate_gradient(self.kl, self.params, g, self.damping, max_iterations, tolerance)
-
-
 def hatrpo_batch(actor, masked, seed):
     obs, mask = make_states(masked, seed)
     gen = torch.Generator().manual_seed(seed)
@@ -149,7 +156,7 @@ def hatrpo_batch(actor, masked, seed):
 
 
 @pytest.mark.parametrize(("layernorm", "std", "activation", "kind", "masked"), CASES)
-def test_hatrpo_step_equals_the_autograd_fisher_step(monkeypatch, layernorm, std, activation, kind, masked):
+def test_hatrpo_step_equals_the_autograd_fisher_step(layernorm, std, activation, kind, masked):
     """Two HATRPO steps from the same actor and batch, one with each Fisher: the same parameters.
 
     Conjugate gradient runs 5 iterations (tolerance 0): products that differ by rounding
@@ -160,8 +167,7 @@ def test_hatrpo_step_equals_the_autograd_fisher_step(monkeypatch, layernorm, std
     torch.manual_seed(3)
     batch = hatrpo_batch(actors[0], masked, seed=7)
     ours = HatrpoUpdate(actors[0], cfg).update(batch, torch.Generator())
-    monkeypatch.setattr(Actor, "fisher", lambda actor, obs, action_mask, damping: AutogradFisher(actor, obs, action_mask, damping))
-    reference = HatrpoUpdate(actors[1], cfg).update(batch, torch.Generator())
+    reference = HatrpoUpdate(actors[1], dataclasses.replace(cfg, fisher="autograd")).update(batch, torch.Generator())
     assert ours["accepted"] == reference["accepted"] == 1.0
     assert ours["backtracks"] == reference["backtracks"] and ours["cg_iterations"] == reference["cg_iterations"] == 5
     moved = [parameters_to_vector(a.parameters()) - parameters_to_vector(make_actor(kind, layernorm, std, activation).parameters()) for a in actors]

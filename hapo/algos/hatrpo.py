@@ -10,6 +10,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 import hapo
 from hapo.algos.base import ActorUpdate, AgentBatch
+from hapo.models.networks import AutogradFisher
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ class HatrpoUpdate(ActorUpdate):
 
     g = grad L at the old parameters; x solves (F + damping I) x = g by conjugate gradient
     with the actor's Fisher F, the Hessian of the mean KL at the old parameters, as explicit
-    Jacobian products on one forward pass (`Actor.fisher`, in C++); the
+    Jacobian products on one forward pass (`Actor.fisher`, in C++; `algo.fisher: autograd`
+    takes the double-backward reference instead); the
     full step is sqrt(2 delta / x^T (F + damping I) x) * x, the step whose quadratic KL model
     equals delta (with the damped curvature, as the authors' code). A backtracking line
     search tries the step scaled by backtrack_coeff^k, k = 0 .. ls_steps - 1, and accepts the
@@ -36,7 +38,10 @@ class HatrpoUpdate(ActorUpdate):
 
         surrogate = self._surrogate(batch, weighted, actor.dist_params(batch.obs, batch.action_mask))
         g = parameters_to_vector(torch.autograd.grad(surrogate, params))
-        fisher = actor.fisher(batch.obs, batch.action_mask, damping=cfg.cg_damping)
+        if cfg.fisher == "explicit":
+            fisher = actor.fisher(batch.obs, batch.action_mask, damping=cfg.cg_damping)
+        else:
+            fisher = AutogradFisher.of_actor(actor, batch.obs, batch.action_mask, damping=cfg.cg_damping)
         solve = fisher.solve(g, max_iterations=cfg.cg_iterations, tolerance=cfg.cg_tolerance)
         metrics = {
             "grad_norm": g.norm().item(),

@@ -91,6 +91,7 @@ class AlgoConfig:
     cg_iterations: int = _opt(10, "HATRPO: most conjugate-gradient iterations for the natural-gradient direction.", COUNT)
     cg_damping: float = _opt(0.1, "HATRPO: damping added to the Fisher matrix (F + damping I) in conjugate gradient.", NON_NEGATIVE)
     cg_tolerance: float = _opt(1e-10, "HATRPO: conjugate gradient stops once the residual norm is at most this.", NON_NEGATIVE)
+    fisher: str = _opt("explicit", "HATRPO: how Fisher-vector products are computed: 'explicit' (Jacobian products on one forward pass, in C++: hapo.MlpFisher) or 'autograd' (double backward through the mean KL: the general path and the reference; several times slower, equal up to rounding).", one_of("explicit", "autograd"))
     backtrack_coeff: float = _opt(0.8, "HATRPO: line-search factor; try the full step times backtrack_coeff^k, k = 0, 1, ...", OPEN_UNIT)
     ls_steps: int = _opt(10, "HATRPO: line-search candidates tried before the step is rejected (parameters kept).", COUNT)
     accept_ratio: float = _opt(0.5, "HATRPO: accept a step whose surrogate gain is at least this fraction of the linear prediction g . step.", UNIT)

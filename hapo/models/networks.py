@@ -10,7 +10,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Normal, kl_divergence
 from torch.nn import functional as F
 
-from hapo._core import MlpFisher
+from hapo._core import ConjugateGradientResult, MlpFisher, conjugate_gradient, fisher_vector_product
 from hapo.config import ModelConfig
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
@@ -146,6 +146,30 @@ class Actor(nn.Module):
         else:
             options.update(distribution="categorical", action_mask=action_mask)
         return MlpFisher(obs, [layer.weight for layer in net.layers], [layer.bias for layer in net.layers], **options)
+
+
+class AutogradFisher:
+    """The operator v -> F v + damping v for F the Hessian of any differentiable scalar `kl` in
+    `params`, by double backward (`hapo.fisher_vector_product`, `hapo.conjugate_gradient`), with
+    the interface of `Actor.fisher`: the general path, and the reference for the explicit one.
+    """
+
+    def __init__(self, kl: torch.Tensor, params: list[torch.Tensor], damping: float = 0.1):
+        self.kl, self.params, self.damping = kl, list(params), damping
+
+    @classmethod
+    def of_actor(cls, actor: Actor, obs: torch.Tensor, action_mask: torch.Tensor | None = None, damping: float = 0.1) -> AutogradFisher:
+        """The Fisher of the actor's mean KL from its current policy on obs (what `Actor.fisher` computes)."""
+        with torch.enable_grad():
+            params = actor.dist_params(obs, action_mask)
+            kl = actor.kl_from_params(params.detach(), params)
+        return cls(kl, list(actor.parameters()), damping)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        return fisher_vector_product(self.kl, self.params, v, self.damping)
+
+    def solve(self, g: torch.Tensor, max_iterations: int = 10, tolerance: float = 1e-5) -> ConjugateGradientResult:
+        return conjugate_gradient(self.kl, self.params, g, self.damping, max_iterations, tolerance)
 
 
 class DeterministicActor(nn.Module):

@@ -34,7 +34,7 @@ from hapo.algos import ALGORITHMS
 from hapo.checkpoint import CheckpointError
 from hapo.config import Config, ConfigError
 from hapo.envs import make as make_mujoco_env
-from hapo.envs import toy
+from hapo.envs import registry, toy
 from hapo.evaluation import evaluate_policy
 from hapo.logger import METRICS_FILE, TIMING_FILE, ProgressBar, RunLogger
 from hapo.models import JointPolicy
@@ -51,7 +51,13 @@ VIDEO_SIZE = (320, 240)
 
 
 def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
-    """The batched env of a config: toy scenarios from hapo.envs.toy, all others from hapo.envs.make."""
+    """The batched env of a config: its entry point or registered env (`hapo.envs.registry`),
+    else a toy scenario of hapo.envs.toy or a MuJoCo one of hapo.envs.make."""
+    registration = registry.lookup(env_cfg.scenario, env_cfg.entry_point)
+    if registration is not None:
+        return registry.make_registered(
+            registration, num_envs=num_envs, seed=seed, options=env_cfg.options, vector=env_cfg.vector, processes=env_cfg.num_threads,
+        )
     make = toy.make if env_cfg.scenario in toy.SCENARIOS else make_mujoco_env
     return make(
         env_cfg.scenario, env_cfg.agent_conf, num_envs=num_envs, num_threads=env_cfg.num_threads,
@@ -476,5 +482,8 @@ def _mean_or_none(values) -> float | None:
 
 
 def run_name(config: Config) -> str:
-    """The default run folder name: scenario-agent_conf-algo-seed."""
-    return f"{config.env.scenario}-{config.env.agent_conf}-{config.algo.name}-seed{config.run.seed}"
+    """The default run folder name: scenario-agent_conf-algo-seed (scenario-algo-seed for MPE and
+    your own environments, which take no agent_conf)."""
+    env = config.env
+    task = f"{env.scenario}-{env.agent_conf}" if not env.entry_point and env.scenario in registry.partitioned_names() else env.scenario
+    return f"{task}-{config.algo.name}-seed{config.run.seed}"

@@ -31,11 +31,14 @@ def tuned_name(scenario: str, agent_conf: str | None, algo: str | None = None) -
     """The built-in config tuned for a task and algorithm, if one ships, else None.
 
     HAPPO's are named scenario_conf (`ant_4x2`), other algorithms' scenario_conf_algo
-    (`ant_4x2_hatrpo`): a config tuned for one algorithm is not used for another.
+    (`ant_4x2_hatrpo`): a config tuned for one algorithm is not used for another. Tasks
+    without partitions (MPE) drop the conf: `simple_spread`, `simple_spread_mappo`.
     """
     algo = algo or AlgoConfig().name
-    name = f"{scenario.lower()}_{agent_conf}" + ("" if algo == AlgoConfig().name else f"_{algo}")
-    return name if name in builtin_names() else None
+    suffix = "" if algo == AlgoConfig().name else f"_{algo}"
+    names = [f"{scenario.lower()}_{agent_conf}{suffix}"] if agent_conf is not None else []
+    names.append(f"{scenario.lower()}{suffix}")
+    return next((name for name in names if name in builtin_names()), None)
 
 
 def resolve_path(name_or_path: str) -> pathlib.Path:

@@ -26,8 +26,8 @@ def _opt(default, help: str, check: tuple[Callable[[Any], bool], str] | None = N
     metadata = {"help": help}
     if check is not None:
         metadata["check"] = check
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata, **kwargs)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
 
 
@@ -49,15 +49,18 @@ def one_of(*choices: str):
 
 @dataclass
 class EnvConfig:
-    """The environment: a scenario of `hapo.envs.make`, or a toy scenario of `hapo.envs.toy`."""
+    """The environment: a scenario of `hapo.envs.make`, a toy scenario of `hapo.envs.toy`, or your own (docs/own_env.md)."""
 
-    scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...) or a toy scenario (ToyReach, ToySplit, ToySplitMasked).")
+    scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...), a toy scenario (ToyReach, ToySplit, ToySplitMasked), or a name given to hapo.envs.register (hapo.envs.registered() lists them all).")
     agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
     obs_mode: str = _opt("local", "What an agent observes: 'local' (MaMuJoCo's partial view, joints up to agent_obsk hops away) or 'global' (the single-agent task's full observation plus a one-hot agent id: the paper's setting).", one_of("local", "global"))
     agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away (obs_mode local).", COUNT_OR_ZERO)
     clip_actions: bool = _opt(True, "Clamp Gaussian actions to the action range before the env (true), or send the raw sample, which the control cost sees and MuJoCo clamps (false: the authors' code).")
     num_envs: int = _opt(20, "Parallel training environments.", COUNT)
-    num_threads: int = _opt(2, "Threads of the C++ environment pool (results do not depend on it).", COUNT)
+    num_threads: int = _opt(2, "Threads of the C++ environment pool, or worker processes of env.vector 'async' (results do not depend on it).", COUNT)
+    entry_point: str = _opt("", "Your own environment, with no code: a factory 'package.module:function' (docs/own_env.md); env.scenario then only names the run. Empty: env.scenario names a built-in or registered env.")
+    options: dict[str, Any] = _opt({}, "Keyword arguments of your environment's factory (env.entry_point or hapo.envs.register), e.g. {N: 3}.")
+    vector: str = _opt("sync", "How the copies of a PettingZoo env are stepped: 'sync' (in this process) or 'async' (in env.num_threads worker processes, for expensive envs); results do not depend on it.", one_of("sync", "async"))
 
 
 @dataclass
@@ -237,6 +240,10 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {value!r}")
         return value
+    if typing.get_origin(kind) is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{key} must be a mapping of names to values like {{N: 3}}, got {value!r}")
+        return dict(value)
     if typing.get_origin(kind) is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list like [128, 128], got {value!r}")

@@ -48,9 +48,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import yaml
 
 from hapo import config as config_lib
 from hapo.config import ConfigError
+from hapo.envs import registry
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +190,17 @@ def read_run(folder: str | pathlib.Path) -> Run:
         config = config_lib.load(str(folder / CONFIG_FILE))
     except ConfigError as err:
         raise PlotError(f"run folder {folder}: {err}") from None
-    flat = {
-        f"{section}.{key}": tuple(value) if isinstance(value, list) else value
-        for section, values in config.to_dict().items()
-        for key, value in values.items()
-    }
+    flat = {f"{section}.{key}": _hashable(value) for section, values in config.to_dict().items() for key, value in values.items()}
     return Run(folder, flat, _read_metrics(folder / METRICS_FILE))
+
+
+def _hashable(value: Any) -> Any:
+    """A config value that can key a group: lists as tuples, mappings (env.options) as flow YAML."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=True).strip()
+    return value
 
 
 def _read_metrics(path: pathlib.Path) -> dict[str, np.ndarray]:
@@ -277,7 +284,8 @@ def group_runs(runs: Sequence[Run], ignore: Iterable[str] = ()) -> dict[str, Gro
 
 
 def task_name(task: Task) -> str:
-    return f"{task[0]} {task[1]}"
+    """'HalfCheetah 2x3'; tasks without partitions (MPE, your own) by their scenario alone."""
+    return f"{task[0]} {task[1]}" if task[0] in registry.partitioned_names() else task[0]
 
 
 def _format_setting(keys: Sequence[str], values: Sequence[Any]) -> str:

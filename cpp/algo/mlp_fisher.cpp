@@ -1,10 +1,15 @@
 #include "algo/mlp_fisher.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
+#include <vector>
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 
 namespace hapo {
 
@@ -20,10 +25,102 @@ std::pair<Tensor, Tensor> standardize(const Tensor& x, double eps) {
   return {centered * inv_std, inv_std};
 }
 
-// The Jacobian of standardize at x, applied to d: inv_std (d - mean(d) - xhat mean(xhat d)).
-// It is symmetric, so the same function serves forward and reverse mode.
-Tensor standardize_jacobian(const Tensor& d, const Tensor& xhat, const Tensor& inv_std) {
-  return (d - d.mean(-1, true) - xhat * (d * xhat).mean(-1, true)).mul_(inv_std);
+// The LayerNorm steps below are fused row by row: each reads a row a few times while it is in
+// cache, where separate tensor ops would stream [B, width] through memory once per op. The
+// Jacobian of standardize at x applied to d is inv_std (d - mean(d) - xhat mean(xhat d)); it is
+// symmetric, so forward and reverse mode apply the same formula.
+
+// Rows per block of the column sums: a fixed split, so the sums do not depend on the threads.
+constexpr std::int64_t kRowBlock = 128;
+
+struct NormRows {
+  const Tensor& normalized;  // [B, width] xhat
+  const Tensor& inv_std;     // [B, 1]
+  const Tensor& weight;      // [width] gamma
+};
+
+// Forward mode through a hidden layer's activation and LayerNorm:
+// dh = dbeta + xhat dgamma + gamma J(dz * act_grad).
+Tensor hidden_norm_jvp(const Tensor& dz, const Tensor& act_grad, const NormRows& norm,
+                       const Tensor& dgamma, const Tensor& dbeta) {
+  auto dh = torch::empty_like(dz);
+  const std::int64_t rows = dz.size(0), width = dz.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dz.scalar_type(), "hidden_norm_jvp", [&] {
+    const auto* dz_p = dz.data_ptr<scalar_t>();
+    const auto* grad_p = act_grad.data_ptr<scalar_t>();
+    const auto* xhat_p = norm.normalized.data_ptr<scalar_t>();
+    const auto* inv_std_p = norm.inv_std.data_ptr<scalar_t>();
+    const auto* gamma = norm.weight.data_ptr<scalar_t>();
+    const auto* dgamma_p = dgamma.data_ptr<scalar_t>();
+    const auto* dbeta_p = dbeta.data_ptr<scalar_t>();
+    auto* dh_p = dh.data_ptr<scalar_t>();
+    at::parallel_for(0, rows, kRowBlock, [&](std::int64_t begin, std::int64_t end) {
+      std::vector<scalar_t> da(width);
+      for (std::int64_t b = begin; b < end; ++b) {
+        const std::int64_t row = b * width;
+        scalar_t sum = 0, sum_xhat = 0;
+        for (std::int64_t j = 0; j < width; ++j) {
+          da[j] = dz_p[row + j] * grad_p[row + j];
+          sum += da[j];
+          sum_xhat += da[j] * xhat_p[row + j];
+        }
+        const scalar_t mean = sum / width, mean_xhat = sum_xhat / width, r = inv_std_p[b];
+        for (std::int64_t j = 0; j < width; ++j) {
+          const scalar_t xhat = xhat_p[row + j];
+          dh_p[row + j] = dbeta_p[j] + xhat * dgamma_p[j] + gamma[j] * r * (da[j] - mean - xhat * mean_xhat);
+        }
+      }
+    });
+  });
+  return dh;
+}
+
+// Reverse mode through a LayerNorm whose output has gradient gh [B, width]: writes the
+// gradients of its weight (sum_b gh xhat) and bias (sum_b gh) and, when act_grad is given
+// (a hidden layer), returns the gradient of the activation's input, act_grad J(gh gamma).
+Tensor norm_vjp(const Tensor& gh, const Tensor* act_grad, const NormRows& norm, Tensor& dgamma,
+                Tensor& dbeta) {
+  const std::int64_t rows = gh.size(0), width = gh.size(1);
+  const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+  auto partial = torch::zeros({blocks, 2, width}, gh.options());
+  Tensor gz = act_grad ? torch::empty_like(gh) : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(gh.scalar_type(), "norm_vjp", [&] {
+    const auto* gh_p = gh.data_ptr<scalar_t>();
+    const auto* grad_p = act_grad ? act_grad->data_ptr<scalar_t>() : nullptr;
+    const auto* xhat_p = norm.normalized.data_ptr<scalar_t>();
+    const auto* inv_std_p = norm.inv_std.data_ptr<scalar_t>();
+    const auto* gamma = norm.weight.data_ptr<scalar_t>();
+    auto* partial_p = partial.data_ptr<scalar_t>();
+    auto* gz_p = act_grad ? gz.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, blocks, 1, [&](std::int64_t first, std::int64_t last) {
+      std::vector<scalar_t> gx(width);
+      for (std::int64_t block = first; block < last; ++block) {
+        auto* block_dgamma = partial_p + block * 2 * width;
+        auto* block_dbeta = block_dgamma + width;
+        for (std::int64_t b = block * kRowBlock; b < std::min(rows, (block + 1) * kRowBlock); ++b) {
+          const std::int64_t row = b * width;
+          scalar_t sum = 0, sum_xhat = 0;
+          for (std::int64_t j = 0; j < width; ++j) {
+            const scalar_t g = gh_p[row + j], xhat = xhat_p[row + j];
+            block_dgamma[j] += g * xhat;
+            block_dbeta[j] += g;
+            gx[j] = g * gamma[j];
+            sum += gx[j];
+            sum_xhat += gx[j] * xhat;
+          }
+          if (!gz_p) continue;
+          const scalar_t mean = sum / width, mean_xhat = sum_xhat / width, r = inv_std_p[b];
+          for (std::int64_t j = 0; j < width; ++j) {
+            gz_p[row + j] = grad_p[row + j] * r * (gx[j] - mean - xhat_p[row + j] * mean_xhat);
+          }
+        }
+      }
+    });
+  });
+  const auto sums = partial.sum(0);  // [2, width], blocks added in a fixed order
+  dgamma.copy_(sums[0]);
+  dbeta.copy_(sums[1]);
+  return gz;
 }
 
 Tensor slice_like(const Tensor& flat, std::int64_t offset, const Tensor& like) {
@@ -31,7 +128,7 @@ Tensor slice_like(const Tensor& flat, std::int64_t offset, const Tensor& like) {
 }
 
 LayerNormParams detached(const LayerNormParams& norm) {
-  return {norm.weight.detach(), norm.bias.detach()};
+  return {norm.weight.detach().contiguous(), norm.bias.detach()};
 }
 
 }  // namespace
@@ -135,16 +232,15 @@ Tensor MlpFisher::jvp(const Tensor& v) const {
     if (dh.defined()) dz.addmm_(dh, w.t());
     if (k == last) return dz;
     const auto& hidden = hidden_[k];
-    dz.mul_(hidden.activation_grad);
     if (mlp_.hidden_norms.empty()) {
-      dh = std::move(dz);
+      dh = dz.mul_(hidden.activation_grad);
       continue;
     }
     const auto& norm = mlp_.hidden_norms[k];
-    const auto dw = slice_like(v, norm_offsets_[k], norm.weight);
-    const auto db = slice_like(v, norm_offsets_[k] + norm.weight.numel(), norm.bias);
-    dh = torch::addcmul(db, hidden.normalized, dw)
-             .addcmul_(standardize_jacobian(dz, hidden.normalized, hidden.inv_std), norm.weight);
+    dh = hidden_norm_jvp(dz, hidden.activation_grad,
+                         {hidden.normalized, hidden.inv_std, norm.weight},
+                         slice_like(v, norm_offsets_[k], norm.weight),
+                         slice_like(v, norm_offsets_[k] + norm.weight.numel(), norm.bias));
   }
 }
 
@@ -153,15 +249,15 @@ void MlpFisher::vjp(Tensor g, Tensor& out) const {
   for (std::int64_t k = last; k >= 0; --k) {
     if (k < last) {  // g is the gradient with respect to hidden layer k's output
       const auto& hidden = hidden_[k];
-      if (!mlp_.hidden_norms.empty()) {
+      if (mlp_.hidden_norms.empty()) {
+        g = g * hidden.activation_grad;
+      } else {
         const auto& norm = mlp_.hidden_norms[k];
         auto dw = slice_like(out, norm_offsets_[k], norm.weight);
         auto db = slice_like(out, norm_offsets_[k] + norm.weight.numel(), norm.bias);
-        torch::sum_out(dw, g * hidden.normalized, {0});
-        torch::sum_out(db, g, {0});
-        g = standardize_jacobian(g * norm.weight, hidden.normalized, hidden.inv_std);
+        g = norm_vjp(g, &hidden.activation_grad, {hidden.normalized, hidden.inv_std, norm.weight},
+                     dw, db);
       }
-      g = g * hidden.activation_grad;
     }
     const auto& w = mlp_.weights[k];
     auto dw = slice_like(out, weight_offsets_[k], w);
@@ -174,8 +270,7 @@ void MlpFisher::vjp(Tensor g, Tensor& out) const {
     const auto& norm = *mlp_.input_norm;
     auto dw = slice_like(out, input_norm_offset_, norm.weight);
     auto db = slice_like(out, input_norm_offset_ + norm.weight.numel(), norm.bias);
-    torch::sum_out(dw, g * input_normalized_, {0});
-    torch::sum_out(db, g, {0});
+    norm_vjp(g, nullptr, {input_normalized_, input_inv_std_, norm.weight}, dw, db);
   }
 }
 

@@ -22,3 +22,9 @@ def toy_reach_returns() -> tuple[float, float]:
 
     idle = controller_return(lambda env, obs: [np.zeros((200, k), np.float32) for k in env.action_sizes])
     return idle, controller_return(lambda env, obs: env.optimal_actions(obs))
+
+
+def pytest_collection_modifyitems(items):
+    """The SMAX tests run last: JAX, which they load, starts threads that make any later
+    os.fork in this process unsafe (Ray and the video tests fork), and says so with a warning."""
+    items.sort(key=lambda item: item.path.name == "test_envs_smax.py")

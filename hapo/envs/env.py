@@ -13,6 +13,7 @@ import numpy as np
 from hapo import _core
 from hapo.envs.layouts import OBS_MODES, build_layout
 from hapo.envs.partitions import SCENARIOS, Scenario, get_scenario
+from hapo.envs import smax
 
 log = logging.getLogger("hapo.envs")
 T = TypeVar("T")
@@ -89,7 +90,14 @@ def make(
         "global" (every agent observes the global state, i.e. the single-agent task's
         observation, then its one-hot id: the setting of the paper's experiments).
       max_episode_steps: the time limit; None: Gymnasium's (1000; Reacher 50).
+
+    `make("SMAX", "3s5z", num_envs=N, seed=s)` gives JaxMARL's SMAC-style battles instead
+    (`hapo.envs.smax`; partition = the map; num_threads, agent_obsk and obs_mode do not apply).
     """
+    if scenario == smax.SCENARIO:
+        if max_episode_steps is not None:
+            raise ValueError("SMAX maps have their own time limit (env option max_steps); max_episode_steps must be None")
+        return smax.make(partition, num_envs=num_envs, seed=seed)
     spec = get_scenario(scenario, partition)
     if obs_mode not in OBS_MODES:
         raise ValueError(f"obs_mode must be one of {', '.join(OBS_MODES)}, got {obs_mode!r}")

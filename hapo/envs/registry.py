@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hapo.envs import mpe, toy
+from hapo.envs import mpe, smax, toy
 from hapo.envs.parallel import ParallelEnvVector
 from hapo.envs.partitions import scenario_names
 
@@ -43,12 +43,13 @@ _REGISTRY: dict[str, Registration] = {}
 
 
 def partitioned_names() -> list[str]:
-    """The scenarios whose agents come from `env.agent_conf`: MuJoCo (`hapo.envs.make`) and toy."""
-    return [*scenario_names(), *toy.SCENARIOS]
+    """The scenarios whose agents come from `env.agent_conf`: MuJoCo (`hapo.envs.make`), SMAX
+    (the map) and toy."""
+    return [*scenario_names(), smax.SCENARIO, *toy.SCENARIOS]
 
 
 def builtin_names() -> list[str]:
-    """The scenarios hapo ships: MuJoCo, toy, and PettingZoo's MPE (`hapo.envs.mpe`)."""
+    """The scenarios hapo ships: MuJoCo, SMAX, toy, and PettingZoo's MPE (`hapo.envs.mpe`)."""
     return [*partitioned_names(), *mpe.TASKS]
 
 

@@ -17,10 +17,21 @@ class Episodes:
 
     returns: list[float]
     lengths: list[int]
+    # Per episode, whether it was won, for envs that report wins (`env.reports_wins`: SMAX); else None.
+    wins: list[bool] | None = None
+
+    @property
+    def win_rate(self) -> float | None:
+        """The fraction of episodes won (an episode cut by max_steps is not won), or None."""
+        return None if self.wins is None else float(np.mean(self.wins))
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Mean, std (population), min and max of the returns and of the lengths."""
-        return {name: _stats(values) for name, values in (("return", self.returns), ("length", self.lengths))}
+        """Mean, std (population), min and max of the returns and of the lengths, and the win rate
+        ("win": its mean) for envs that report wins."""
+        stats = {name: _stats(values) for name, values in (("return", self.returns), ("length", self.lengths))}
+        if self.wins is not None:
+            stats["win"] = _stats([float(w) for w in self.wins])
+        return stats
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
@@ -73,10 +84,12 @@ def evaluate_policy(
         raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     returns: list[float] = []
     lengths: list[int] = []
+    wins: list[bool] | None = [] if getattr(env, "reports_wins", False) else None
     while len(returns) < episodes:
         counted = min(env.num_envs, episodes - len(returns))
         episode_return = np.zeros(env.num_envs)
         length = np.zeros(env.num_envs, np.int64)
+        won = np.zeros(env.num_envs, bool)
         playing = np.ones(env.num_envs, bool)
         obs, _, info = env.reset()
         while playing[:counted].any():
@@ -85,9 +98,13 @@ def evaluate_policy(
             )
             episode_return[playing] += reward[playing]
             length[playing] += 1
+            if wins is not None:
+                won |= playing & info["won"]
             playing &= ~(terminated | truncated)
             if max_steps is not None:
                 playing &= length < max_steps
         returns += episode_return[:counted].tolist()
         lengths += length[:counted].tolist()
-    return Episodes(returns, lengths)
+        if wins is not None:
+            wins += won[:counted].tolist()
+    return Episodes(returns, lengths, wins)

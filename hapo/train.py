@@ -141,6 +141,7 @@ class Trainer(ABC):
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=num_envs)
         self.recent_lengths: collections.deque[int] = collections.deque(maxlen=num_envs)
         self.history: list[dict[str, float | int | None]] = []
+        self.last_win_rate: float | None = None  # of the latest evaluation, for envs that report wins
         self._logger: RunLogger | None = None
         self._resumed_at: tuple[int, int] | None = None
         self._resumed_rows: list[dict] | None = None
@@ -218,6 +219,7 @@ class Trainer(ABC):
         self.env_steps += self.steps_per_iteration
         last = self.iteration == self.total_iterations
         eval_return = None
+        self.last_win_rate = None
         if self.eval_env is not None and (self.iteration % cfg.run.eval_interval == 0 or last):
             eval_return = self._evaluate_on_schedule()
         evaluated = time.perf_counter()
@@ -227,6 +229,8 @@ class Trainer(ABC):
             "train_return": _mean_or_none(self.recent_returns),
             "train_episode_length": _mean_or_none(self.recent_lengths),
             "eval_return": eval_return,
+            # Envs that can be won (SMAX): the evaluation's fraction of episodes won.
+            **({"eval_win_rate": self.last_win_rate} if getattr(self.env, "reports_wins", False) else {}),
             **update,
         }
         timing = {
@@ -268,6 +272,7 @@ class Trainer(ABC):
             raise ValueError("evaluation is off (run.eval_interval = 0): no evaluation env")
         episodes = self.config.run.eval_episodes if episodes is None else episodes
         played = evaluate_policy(self.joint_policy, self.eval_env, episodes, clip_actions=self.config.env.clip_actions)
+        self.last_win_rate = played.win_rate
         return float(np.mean(played.returns))
 
     def _evaluate_on_schedule(self) -> float:

@@ -1,6 +1,7 @@
 """SMAX (JaxMARL's SMAC-style battles) as a batched env, against JaxMARL's env stepped directly."""
 
 import builtins
+import json
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 import hapo.envs
 from hapo.config import Config
 from hapo.envs import smax
+from hapo.experiments.evaluate import main as evaluate_main
 from hapo.train import Trainer, run_name
 
 N = 3
@@ -90,15 +92,22 @@ def test_snapshot_restore_continues_exactly():
         np.testing.assert_array_equal(a, b)
 
 
-def test_trainer_runs_an_smax_map_and_names_it():
+def test_trainer_runs_an_smax_map_logs_its_win_rate_and_hapo_eval_prints_it(tmp_path, capsys):
     config = Config().with_overrides([
         "env.scenario=SMAX", "env.agent_conf=3m", "env.num_envs=4", "algo.rollout_length=20",
         "run.num_env_steps=80", "run.eval_interval=1", "run.eval_episodes=4", "run.eval_num_envs=4",
         "run.progress=false", "run.tensorboard=false",
     ])
     assert run_name(config) == "SMAX-3m-happo-seed1"
-    (row,) = Trainer(config).train()
+    trainer = Trainer(config, run_dir=tmp_path / "run")
+    (row,) = trainer.train()
     assert np.isfinite(row["train_return"]) and np.isfinite(row["eval_return"])
+    assert 0.0 <= row["eval_win_rate"] <= 1.0
+    trainer.save_checkpoint()
+    assert evaluate_main([str(tmp_path / "run"), "--episodes", "6", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["wins"]) == 6 and report["win_rate"] == pytest.approx(np.mean(report["wins"]))
+    assert report["summary"]["win"]["mean"] == pytest.approx(report["win_rate"])
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,8 @@ Needs the optional extra: `pip install "hapo[smax]"` (jax and jaxmarl).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
 import numpy as np
@@ -29,22 +31,21 @@ SCENARIO = "SMAX"
 
 
 def _import_jax():
+    # jaxmarl prints to stdout while it imports; hapo's stdout may be JSON (hapo-eval --json).
     try:
-        import jax
-        import jax.numpy as jnp
-        from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
+        with contextlib.redirect_stdout(io.StringIO()):
+            import jax
+            import jax.numpy as jnp
+            from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
+            from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
     except ImportError:
         raise ImportError('SMAX needs jax and jaxmarl: pip install "hapo[smax]"') from None
-    return jax, jnp, HeuristicEnemySMAX, map_name_to_scenario
+    return jax, jnp, HeuristicEnemySMAX, map_name_to_scenario, sorted(MAP_NAME_TO_SCENARIO)
 
 
 def map_names() -> list[str]:
     """The maps JaxMARL's SMAX knows (SMAC's names, e.g. 3s5z, 2s3z, 5m_vs_6m)."""
-    try:
-        from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
-    except ImportError:
-        raise ImportError('SMAX needs jax and jaxmarl: pip install "hapo[smax]"') from None
-    return sorted(MAP_NAME_TO_SCENARIO)
+    return _import_jax()[4]
 
 
 class SmaxEnv:
@@ -59,13 +60,14 @@ class SmaxEnv:
     """
 
     action_kind = "discrete"
+    reports_wins = True  # info["won"]; the trainer logs eval_win_rate
 
     def __init__(self, map_name: str, num_envs: int = 1, seed: int = 0, **options: Any):
-        jax, jnp, heuristic_smax, map_name_to_scenario = _import_jax()
+        jax, _, heuristic_smax, map_name_to_scenario, maps = _import_jax()
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        if map_name not in map_names():
-            raise ValueError(f"unknown SMAX map {map_name!r}; maps: {', '.join(map_names())}")
+        if map_name not in maps:
+            raise ValueError(f"unknown SMAX map {map_name!r}; maps: {', '.join(maps)}")
         self._jax = jax
         env = heuristic_smax(scenario=map_name_to_scenario(map_name), **options)
         self._env, self.map_name = env, map_name

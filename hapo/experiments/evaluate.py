@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             deterministic=deterministic, generator=generator, max_steps=args.max_steps,
         )
     result.update(returns=episodes.returns, lengths=episodes.lengths, summary=episodes.summary())
+    if episodes.wins is not None:
+        result.update(wins=episodes.wins, win_rate=episodes.win_rate)
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -152,7 +154,9 @@ def _print_report(result: dict) -> None:
     table.add_column("")
     for column in ("mean", "std", "min", "max"):
         table.add_column(column, justify="right")
-    for name, label in (("return", "episode return"), ("length", "episode length")):
+    for name, label in (("return", "episode return"), ("length", "episode length"), ("win", "win (mean: win rate)")):
+        if name not in result["summary"]:
+            continue
         stats = result["summary"][name]
         table.add_row(label, *(f"{stats[key]:.4g}" for key in ("mean", "std", "min", "max")))
     console = Console()

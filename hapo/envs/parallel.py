@@ -259,7 +259,7 @@ class ParallelEnvVector:
         results = self.copies.call("reset", [(self.seed + k,) for k in range(self.num_envs)])
         for k, (obs, infos, state) in enumerate(results):
             self._write(k, obs, infos, state, self._obs, self._state)
-        return self._obs, self._state, self._info(self._obs, self._state)
+        return self._obs, self._state, self._info()
 
     def step(self, actions):
         actions = self._check_actions(actions)
@@ -291,7 +291,7 @@ class ParallelEnvVector:
                 obs, infos, state = resets[k]
                 self._write(k, obs, infos, state, self._obs, self._state)
         self._episodes += len(ended)
-        info = self._info(self._obs, self._state)
+        info = self._info()
         info["final_obs"], info["final_state"] = self._final_obs, self._final_state
         return self._obs, self._state, reward, terminated, truncated, info
 
@@ -325,7 +325,7 @@ class ParallelEnvVector:
                 mask = (infos.get(agent) or {}).get("action_mask")
                 self._masks[i][k] = True if mask is None else np.asarray(mask, bool)
 
-    def _info(self, obs, state) -> dict:
+    def _info(self) -> dict:
         return {} if self._masks is None else {"action_mask": self._masks}
 
     def _action(self, value: np.ndarray):

@@ -112,14 +112,13 @@ class SmaxEnv:
         jax, jnp = self._jax, self._jax.numpy
         key, reset_key = jax.random.split(key)
         obs, after, rewards, dones, _ = self._env.step_env(key, state, {a: actions[i] for i, a in enumerate(self.agents)})
-        final_obs, final_world, _ = self._arrays(obs, after)
+        final_obs, final_world, step_avail = self._arrays(obs, after)
         alive = after.state.unit_alive
         allies_dead, enemies_dead = ~jnp.any(alive[: self.num_allies]), ~jnp.any(alive[self.num_allies:])
         ended = dones["__all__"]
         terminated = ended & (allies_dead | enemies_dead)
         won = ended & enemies_dead & ~allies_dead
         reset_obs, reset_world, reset_avail, reset_state = self._reset_one(reset_key)
-        _, _, step_avail = self._arrays(obs, after)
         choose = lambda fresh, kept: jax.tree.map(lambda x, y: jax.lax.select(ended, x, y), fresh, kept)  # noqa: E731
         next_state = choose(reset_state, after)
         reward = jnp.mean(jnp.stack([rewards[a] for a in self.agents]))

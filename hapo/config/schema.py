@@ -51,8 +51,8 @@ def one_of(*choices: str):
 class EnvConfig:
     """The environment: a scenario of `hapo.envs.make`, a toy scenario of `hapo.envs.toy`, or your own (docs/own_env.md)."""
 
-    scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...), a toy scenario (ToyReach, ToySplit, ToySplitMasked), or a name given to hapo.envs.register (hapo.envs.registered() lists them all).")
-    agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; see hapo.envs.toy for the toy ones.")
+    scenario: str = _opt("HalfCheetah", "Task name: a MuJoCo scenario of hapo.envs.make (HalfCheetah, Ant, ...), SMAX (JaxMARL's SMAC-style battles), an MPE task (simple_spread, simple_reference, simple_speaker_listener), a toy scenario (ToyReach, ToySplit, ToySplitMasked), or a name given to hapo.envs.register (hapo.envs.registered() lists them all).")
+    agent_conf: str = _opt("6x1", "Agent partition, e.g. '6x1' or '2x3' for MuJoCo tasks; the map for SMAX (e.g. '3s5z'); see hapo.envs.toy for the toy ones. MPE and your own environments take none.")
     obs_mode: str = _opt("local", "What an agent observes: 'local' (MaMuJoCo's partial view, joints up to agent_obsk hops away) or 'global' (the single-agent task's full observation plus a one-hot agent id: the paper's setting).", one_of("local", "global"))
     agent_obsk: int = _opt(1, "Observation depth k of MaMuJoCo: agents see joints up to k hops away (obs_mode local).", COUNT_OR_ZERO)
     clip_actions: bool = _opt(True, "Clamp Gaussian actions to the action range before the env (true), or send the raw sample, which the control cost sees and MuJoCo clamps (false: the authors' code).")

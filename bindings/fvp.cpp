@@ -183,7 +183,8 @@ MlpFisher make_mlp_fisher(const torch::Tensor& obs, const std::vector<torch::Ten
                           const std::string& activation, double norm_eps,
                           const std::optional<torch::Tensor>& std_param,
                           const std::string& std_kind, double std_scale,
-                          const std::optional<torch::Tensor>& action_mask, double damping) {
+                          const std::optional<torch::Tensor>& action_mask, double damping,
+                          const std::optional<torch::Tensor>& row_weights) {
   check_dtype(obs, "obs", kFloating);
   check_dim(obs, "obs", 2, "[B, obs_size]");
   if (obs.size(0) < 1) throw py::value_error("obs must hold at least one state, got 0 rows");
@@ -264,8 +265,16 @@ MlpFisher make_mlp_fisher(const torch::Tensor& obs, const std::vector<torch::Ten
                           distribution + "'");
   }
   check_finite_nonnegative(damping, "damping");
+  torch::Tensor checked_row_weights;
+  if (row_weights) {
+    check_param(*row_weights, "row_weights", obs, {obs.size(0)});
+    if (!(*row_weights >= 0).all().item<bool>() || !(row_weights->sum().item<double>() > 0)) {
+      throw py::value_error("row_weights must be >= 0 with a positive sum (at least one row that counts)");
+    }
+    checked_row_weights = *row_weights;
+  }
   py::gil_scoped_release release;
-  return MlpFisher(std::move(mlp), std::move(head), obs, damping);
+  return MlpFisher(std::move(mlp), std::move(head), obs, damping, checked_row_weights);
 }
 
 }  // namespace
@@ -350,6 +359,8 @@ Args:
   std_scale: 'sigmoid' only, the std's bound, > 0 (hapo's actors: 0.5).
   action_mask: categorical only, None or bool [B, choices], False = unavailable.
   damping: finite, >= 0, added as damping * v to every product.
+  row_weights: None (F averages the states), or [B] >= 0 with a positive sum: F is the
+    weighted mean sum_b w_b J_b^T D_b J_b / sum_b w_b (e.g. 0 for rows of inactive agents).
 
 Raises TypeError for a wrong dtype and ValueError for a wrong shape, a non-finite value,
 or an unknown name.
@@ -360,7 +371,8 @@ or an unknown name.
            py::arg("activation") = "relu", py::arg("norm_eps") = 1e-5,
            py::arg("std_param") = py::none(), py::arg("std_kind") = "exp",
            py::arg("std_scale") = 1.0,
-           py::arg("action_mask") = py::none(), py::arg("damping") = 0.1)
+           py::arg("action_mask") = py::none(), py::arg("damping") = 0.1,
+           py::arg("row_weights") = py::none())
       .def_property_readonly("size", &MlpFisher::size,
                              "n, the number of parameters (the length of flat vectors).")
       .def(

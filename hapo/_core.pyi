@@ -100,6 +100,7 @@ class MlpFisher:
         std_scale: float = 1.0,
         action_mask: torch.Tensor | None = None,
         damping: float = 0.1,
+        row_weights: torch.Tensor | None = None,
     ) -> None: ...
     @property
     def size(self) -> int: ...

@@ -99,6 +99,7 @@ class OnPolicyTrainer(Trainer):
                 s.obs[i][:T].reshape(T * N, -1),
                 s.actions[i].reshape(T * N, *s.actions[i].shape[2:]),
                 None if s.masks is None else s.masks[i][:T].reshape(T * N, -1),
+                None if s.active is None else s.active[i][:T].reshape(T * N),
             )
             for i in range(n)
         ]

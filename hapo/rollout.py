@@ -18,6 +18,8 @@ class RolloutStorage:
     """
 
     def __init__(self, env, rollout_length: int, with_masks: bool, with_next_obs: bool = False):
+        # `active[i][t]` (envs with `reports_active`, e.g. SMAX): whether agent i acts in row t's
+        # observation (1) or not (0: a dead unit), else None.
         T, N = rollout_length, env.num_envs
         self.T, self.N = T, N
         self.obs = [torch.zeros(T + 1, N, size) for size in env.obs_sizes]
@@ -29,6 +31,7 @@ class RolloutStorage:
         else:
             self.actions = [torch.zeros(T, N, dtype=torch.int64) for _ in env.action_sizes]
         self.masks = [torch.ones(T + 1, N, size, dtype=torch.bool) for size in env.action_sizes] if with_masks else None
+        self.active = [torch.ones(T + 1, N) for _ in env.action_sizes] if getattr(env, "reports_active", False) else None
         self.rewards = torch.zeros(T, N)
         self.terminated = torch.zeros(T, N, dtype=torch.bool)
         self.truncated = torch.zeros(T, N, dtype=torch.bool)
@@ -41,6 +44,9 @@ class RolloutStorage:
         if self.masks is not None:
             for buffer, m in zip(self.masks, info["action_mask"]):
                 buffer[t].copy_(torch.from_numpy(m))
+        if self.active is not None:
+            for buffer, a in zip(self.active, info["active"]):
+                buffer[t].copy_(torch.from_numpy(a))
 
     def write_step(self, t: int, reward, terminated, truncated, info) -> None:
         """Store step t's outcome; `info` of the step gives the final state (and observations)."""
@@ -59,6 +65,9 @@ class RolloutStorage:
         if self.masks is not None:
             for buffer in self.masks:
                 buffer[0].copy_(buffer[-1])
+        if self.active is not None:
+            for buffer in self.active:
+                buffer[0].copy_(buffer[-1])
 
     def current(self) -> dict[str, torch.Tensor | list[torch.Tensor] | None]:
         """Row 0: what the agents see now (saved in checkpoints to resume mid-episode)."""
@@ -66,6 +75,7 @@ class RolloutStorage:
             "obs": [o[0].clone() for o in self.obs],
             "state": self.state[0].clone(),
             "masks": None if self.masks is None else [m[0].clone() for m in self.masks],
+            "active": None if self.active is None else [a[0].clone() for a in self.active],
         }
 
     def load_current(self, current: dict) -> None:
@@ -75,6 +85,9 @@ class RolloutStorage:
         if self.masks is not None:
             for buffer, m in zip(self.masks, current["masks"]):
                 buffer[0].copy_(m)
+        if self.active is not None:
+            for buffer, a in zip(self.active, current["active"]):
+                buffer[0].copy_(a)
 
 
 def check_env_output(env, obs, state, info) -> None:

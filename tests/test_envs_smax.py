@@ -21,7 +21,7 @@ def random_actions(rng, masks):
 
 
 def test_copies_equal_jaxmarls_own_battles():
-    """Same keys: observations, world state, mean reward, masks, episode ends and wins equal
+    """Same keys: observations, world state, mean reward, masks, alive allies, episode ends and wins equal
     JaxMARL's step_env/reset called battle by battle (the auto-reset included)."""
     # Imported here, not at collection: JAX's threads make forks of the test process unsafe.
     import jax
@@ -65,6 +65,7 @@ def test_copies_equal_jaxmarls_own_battles():
             np.testing.assert_allclose(state[k], ref_obs["world_state"], atol=1e-5)
             avail = ref.get_avail_actions(after)
             np.testing.assert_array_equal(np.stack([info["action_mask"][i][k] for i in range(len(agents))]), np.stack([avail[a] for a in agents]).astype(bool))
+            np.testing.assert_array_equal([info["active"][i][k] for i in range(len(agents))], np.asarray(after.state.unit_alive[: ref.num_allies]))
     assert ends > 0
 
 

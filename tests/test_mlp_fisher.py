@@ -255,3 +255,24 @@ def test_overflowing_network_raises_instead_of_returning_garbage():
     fisher = make_fisher(weights=huge, input_norm=None, hidden_norms=[])
     with pytest.raises(ValueError, match="not finite"):
         fisher(torch.ones(fisher.size))
+
+
+@pytest.mark.parametrize(("kind", "masked"), [("continuous", False), ("discrete", True)])
+def test_row_weights_give_the_hessian_of_the_weighted_kl(kind, masked):
+    """0/1 row weights (inactive agents' rows weigh 0): the Hessian of the KL averaged over the
+    rows that count, i.e. the plain Hessian on those rows alone."""
+    actor = make_actor(kind)
+    obs, mask = make_states(masked)
+    weights = (torch.arange(STATES) % 3 != 0).double()
+    keep = weights.bool()
+    n = sum(p.numel() for p in actor.parameters())
+    expected = kl_hessian(actor, obs[keep], None if mask is None else mask[keep])
+    got = dense(actor.fisher(obs, mask, damping=0.0, row_weights=weights), n)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_row_weights_must_count_some_row():
+    with pytest.raises(ValueError, match="row_weights must be >= 0 with a positive sum"):
+        make_fisher(row_weights=torch.zeros(6))
+    with pytest.raises(ValueError, match=r"row_weights must have shape \(6,\)"):
+        make_fisher(row_weights=torch.ones(5))

@@ -133,9 +133,11 @@ LayerNormParams detached(const LayerNormParams& norm) {
 
 }  // namespace
 
-MlpFisher::MlpFisher(MlpParams mlp, PolicyHead head, const torch::Tensor& obs, double damping)
+MlpFisher::MlpFisher(MlpParams mlp, PolicyHead head, const torch::Tensor& obs, double damping,
+                     const torch::Tensor& row_weights)
     : mlp_(std::move(mlp)), head_(std::move(head)), damping_(damping), batch_(obs.size(0)), options_(obs.options()) {
   torch::NoGradGuard no_grad;
+  if (row_weights.defined()) row_scale_ = (row_weights / row_weights.sum()).reshape({-1, 1});
   if (mlp_.input_norm) mlp_.input_norm = detached(*mlp_.input_norm);
   for (auto& w : mlp_.weights) w = w.detach();
   for (auto& b : mlp_.biases) b = b.detach();
@@ -200,7 +202,7 @@ MlpFisher::MlpFisher(MlpParams mlp, PolicyHead head, const torch::Tensor& obs, d
     const auto& theta = gaussian->std_param;
     const bool exp = gaussian->kind == StdKind::kExp;
     const auto log_std = exp ? theta : torch::log_sigmoid(theta) + std::log(gaussian->std_scale);
-    mean_precision_ = torch::exp(-2 * log_std) / static_cast<double>(batch_);
+    mean_precision_ = torch::exp(-2 * log_std);
     const auto log_std_grad = exp ? torch::ones_like(theta) : torch::sigmoid(-theta);
     std_curvature_ = 2 * log_std_grad.square();
   } else {
@@ -279,7 +281,7 @@ Tensor MlpFisher::operator()(const Tensor& v_in) const {
   const auto v = v_in.detach().contiguous();
   auto out = torch::empty_like(v);
   auto dout = jvp(v);  // [B, out] = J v
-  Tensor u;            // (1/B) D J v
+  Tensor u;            // D J v, each row scaled by its weight (1/B, or w_b / sum(w))
   if (const auto* gaussian = std::get_if<GaussianHead>(&head_)) {
     u = dout.mul_(mean_precision_);
     auto std_out = slice_like(out, std_offset_, gaussian->std_param);
@@ -288,7 +290,12 @@ Tensor MlpFisher::operator()(const Tensor& v_in) const {
     const auto& mask = std::get<CategoricalHead>(head_).action_mask;
     if (mask.defined()) dout.masked_fill_(mask.logical_not(), 0.0);
     const auto weighted = probs_ * dout;
-    u = (weighted - probs_ * weighted.sum(-1, /*keepdim=*/true)).div_(static_cast<double>(batch_));
+    u = weighted - probs_ * weighted.sum(-1, /*keepdim=*/true);
+  }
+  if (row_scale_.defined()) {
+    u.mul_(row_scale_);
+  } else {
+    u.div_(static_cast<double>(batch_));
   }
   vjp(std::move(u), out);
   out.add_(v, damping_);

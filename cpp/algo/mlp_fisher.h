@@ -59,17 +59,20 @@ struct CategoricalHead {
 
 using PolicyHead = std::variant<GaussianHead, CategoricalHead>;
 
-// v -> F v + damping * v for the policy (mlp, head) on the states obs [B, in].
+// v -> F v + damping * v for the policy (mlp, head) on the states obs [B, in]. With
+// row_weights w [B] (defined), F = sum_b w_b J_b^T D_b J_b / sum_b w_b: the Hessian of the
+// w-weighted mean KL (rows of inactive agents weigh 0); undefined: the plain mean.
 //
 // Flat vectors follow the parameter order of hapo's Actor (torch's parameters() order, the
 // module's own parameters before its submodules'): the Gaussian's std_param, the input norm
 // (weight, bias), each Linear layer (weight row-major, bias), each hidden norm (weight, bias).
 //
 // Unchecked: consistent shapes, one floating dtype and device for all tensors, B >= 1,
-// finite inputs, damping >= 0. A product that comes out non-finite throws std::domain_error.
+// finite inputs, damping >= 0, row weights >= 0 with a positive sum. A product that comes out non-finite throws std::domain_error.
 class MlpFisher {
  public:
-  MlpFisher(MlpParams mlp, PolicyHead head, const torch::Tensor& obs, double damping);
+  MlpFisher(MlpParams mlp, PolicyHead head, const torch::Tensor& obs, double damping,
+            const torch::Tensor& row_weights = {});
 
   torch::Tensor operator()(const torch::Tensor& v) const;
 
@@ -103,7 +106,8 @@ class MlpFisher {
   torch::Tensor input_normalized_, input_inv_std_;
   std::vector<torch::Tensor> layer_inputs_;  // [B, in_k], the input of Linear layer k
   std::vector<Hidden> hidden_;
-  torch::Tensor mean_precision_;  // Gaussian: [action_size] 1 / (B sigma^2)
+  torch::Tensor row_scale_;       // [B, 1] w_b / sum(w), or undefined: 1 / B for every row
+  torch::Tensor mean_precision_;  // Gaussian: [action_size] 1 / sigma^2
   torch::Tensor std_curvature_;   // Gaussian: [action_size] 2 (d log std / d theta_std)^2
   torch::Tensor probs_;           // categorical: [B, choices]
 };

@@ -12,6 +12,7 @@ import torch
 
 from hapo.config import AlgoConfig
 from hapo.models import Actor
+from hapo.models.networks import masked_mean
 
 
 @dataclass
@@ -20,7 +21,9 @@ class AgentBatch:
 
     `old_log_prob` and `old_params` come from this agent's policy just before its update
     (`Actor.dist_params`); `factor` is the compound factor M of the agents updated
-    before it in this iteration (a constant: no gradient flows into it).
+    before it in this iteration (a constant: no gradient flows into it). `active`, for envs
+    that report it (SMAX: the unit is alive), is 1 for the rows where the agent acts and 0
+    where it does not: the losses average over the active rows only (`masked_mean`).
     """
 
     obs: torch.Tensor  # float32 [B, obs_size]
@@ -30,6 +33,7 @@ class AgentBatch:
     old_log_prob: torch.Tensor  # float32 [B]
     old_params: torch.Tensor  # float32 [B, P]
     factor: torch.Tensor  # float32 [B]
+    active: torch.Tensor | None = None  # float32 [B] of 0/1, or None: every row counts
 
     def __len__(self) -> int:
         return self.obs.shape[0]
@@ -39,6 +43,7 @@ class AgentBatch:
         return AgentBatch(
             self.obs[index], self.actions[index], mask, self.advantages[index],
             self.old_log_prob[index], self.old_params[index], self.factor[index],
+            None if self.active is None else self.active[index],
         )
 
 
@@ -49,6 +54,7 @@ class AgentData:
     obs: torch.Tensor
     actions: torch.Tensor
     action_mask: torch.Tensor | None
+    active: torch.Tensor | None = None  # float32 [B] of 0/1 (see AgentBatch), or None
 
 
 @dataclass
@@ -75,7 +81,7 @@ def old_policy(actor: Actor, data: AgentData) -> OldPolicy:
 
 
 def agent_batch(data: AgentData, advantages: torch.Tensor, old: OldPolicy, factor: torch.Tensor) -> AgentBatch:
-    return AgentBatch(data.obs, data.actions, data.action_mask, advantages, old.log_prob, old.params, factor)
+    return AgentBatch(data.obs, data.actions, data.action_mask, advantages, old.log_prob, old.params, factor, data.active)
 
 
 def new_ratio(actor: Actor, data: AgentData, old_log_prob: torch.Tensor) -> torch.Tensor:
@@ -182,8 +188,9 @@ class PolicyGradientUpdate(OptimizerState, ActorUpdate):
         """Passes over the batch per update."""
 
     @abstractmethod
-    def surrogate(self, ratio: torch.Tensor, weighted: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """The mean surrogate to maximise, from the ratio [b] and M * A [b], and its diagnostics by name."""
+    def surrogate(self, ratio: torch.Tensor, weighted: torch.Tensor, active: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The mean surrogate to maximise, from the ratio [b] and M * A [b] (over the active rows
+        when `active` is given), and its diagnostics by name."""
 
     def update(self, batch: AgentBatch, generator: torch.Generator) -> dict[str, float]:
         cfg = self.cfg
@@ -195,8 +202,8 @@ class PolicyGradientUpdate(OptimizerState, ActorUpdate):
                 params = self.actor.dist_params(mb.obs, mb.action_mask)
                 log_ratio = self.actor.log_prob_from_params(params, mb.actions) - mb.old_log_prob
                 ratio = log_ratio.exp()
-                surrogate, diagnostics = self.surrogate(ratio, weighted[index])
-                entropy = self.actor.entropy_from_params(params).mean()
+                surrogate, diagnostics = self.surrogate(ratio, weighted[index], mb.active)
+                entropy = masked_mean(self.actor.entropy_from_params(params), mb.active)
                 loss = -surrogate - cfg.entropy_coef * entropy
                 grad_norm = clipped_step(self.optimizer, loss, self.actor.parameters(), cfg.max_grad_norm)
                 with torch.no_grad():
@@ -204,7 +211,7 @@ class PolicyGradientUpdate(OptimizerState, ActorUpdate):
                         policy_loss=-surrogate.item(),
                         entropy=entropy.item(),
                         # k3 estimator of KL(old || new): (r - 1) - log r, unbiased and >= 0.
-                        approx_kl=((ratio - 1) - log_ratio).mean().item(),
+                        approx_kl=masked_mean((ratio - 1) - log_ratio, mb.active).item(),
                         **diagnostics,
                         grad_norm=grad_norm,
                     )

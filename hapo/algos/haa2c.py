@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from hapo.algos.base import PolicyGradientUpdate
+from hapo.models.networks import masked_mean
 
 
 class Haa2cUpdate(PolicyGradientUpdate):
@@ -19,5 +20,5 @@ class Haa2cUpdate(PolicyGradientUpdate):
     def epochs(self) -> int:
         return self.cfg.a2c_epochs
 
-    def surrogate(self, ratio: torch.Tensor, weighted: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        return (ratio * weighted).mean(), {}
+    def surrogate(self, ratio: torch.Tensor, weighted: torch.Tensor, active: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        return masked_mean(ratio * weighted, active), {}

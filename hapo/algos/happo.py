@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from hapo.algos.base import PolicyGradientUpdate
+from hapo.models.networks import masked_mean
 
 
 class HappoUpdate(PolicyGradientUpdate):
@@ -17,9 +18,9 @@ class HappoUpdate(PolicyGradientUpdate):
     def epochs(self) -> int:
         return self.cfg.ppo_epochs
 
-    def surrogate(self, ratio: torch.Tensor, weighted: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def surrogate(self, ratio: torch.Tensor, weighted: torch.Tensor, active: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         clip = self.cfg.clip
-        surrogate = torch.min(ratio * weighted, ratio.clamp(1 - clip, 1 + clip) * weighted).mean()
+        surrogate = masked_mean(torch.min(ratio * weighted, ratio.clamp(1 - clip, 1 + clip) * weighted), active)
         with torch.no_grad():
-            clip_fraction = ((ratio - 1).abs() > clip).float().mean().item()
+            clip_fraction = masked_mean(((ratio - 1).abs() > clip).float(), active).item()
         return surrogate, {"clip_fraction": clip_fraction}

@@ -10,7 +10,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 import hapo
 from hapo.algos.base import ActorUpdate, AgentBatch
-from hapo.models.networks import AutogradFisher
+from hapo.models.networks import AutogradFisher, masked_mean
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,11 @@ class HatrpoUpdate(ActorUpdate):
         surrogate = self._surrogate(batch, weighted, actor.dist_params(batch.obs, batch.action_mask))
         g = parameters_to_vector(torch.autograd.grad(surrogate, params))
         if cfg.fisher == "explicit":
-            fisher = actor.fisher(batch.obs, batch.action_mask, damping=cfg.cg_damping)
+            # With no active row at all, g = 0 and no step is taken: the weights may as well be uniform.
+            weights = batch.active if batch.active is not None and batch.active.any() else None
+            fisher = actor.fisher(batch.obs, batch.action_mask, damping=cfg.cg_damping, row_weights=weights)
         else:
-            fisher = AutogradFisher.of_actor(actor, batch.obs, batch.action_mask, damping=cfg.cg_damping)
+            fisher = AutogradFisher.of_actor(actor, batch.obs, batch.action_mask, damping=cfg.cg_damping, weights=batch.active)
         solve = fisher.solve(g, max_iterations=cfg.cg_iterations, tolerance=cfg.cg_tolerance)
         metrics = {
             "grad_norm": g.norm().item(),
@@ -64,7 +66,7 @@ class HatrpoUpdate(ActorUpdate):
             else:
                 backtracks, accepted_kl, improvement = found
         with torch.no_grad():
-            entropy = actor.entropy(batch.obs, batch.action_mask).mean().item()
+            entropy = masked_mean(actor.entropy(batch.obs, batch.action_mask), batch.active).item()
         metrics.update(
             accepted=float(step is not None and not rejected),
             rejected=float(rejected),
@@ -79,12 +81,12 @@ class HatrpoUpdate(ActorUpdate):
     def _surrogate(self, batch: AgentBatch, weighted: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """E[r * M * A] for the distribution parameters `params` of the current actor."""
         log_prob = self.actor.log_prob_from_params(params, batch.actions)
-        return (torch.exp(log_prob - batch.old_log_prob) * weighted).mean()
+        return masked_mean(torch.exp(log_prob - batch.old_log_prob) * weighted, batch.active)
 
     def _surrogate_and_kl(self, batch: AgentBatch, weighted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """E[r * M * A] and the mean KL(old || current), from one forward of the actor."""
         params = self.actor.dist_params(batch.obs, batch.action_mask)
-        return self._surrogate(batch, weighted, params), self.actor.kl_from_params(batch.old_params, params)
+        return self._surrogate(batch, weighted, params), self.actor.kl_from_params(batch.old_params, params, batch.active)
 
     def _full_step(self, solve: hapo.ConjugateGradientResult) -> torch.Tensor | None:
         """The step of squared (damped) Fisher norm 2 delta along x; None when x is zero (g = 0)."""

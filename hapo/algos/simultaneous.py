@@ -73,5 +73,5 @@ def _stacked(batches: list[AgentBatch]) -> AgentBatch:
         torch.cat([b.obs for b in batches]), torch.cat([b.actions for b in batches]),
         None if masks[0] is None else torch.cat(masks), torch.cat([b.advantages for b in batches]),
         torch.cat([b.old_log_prob for b in batches]), torch.cat([b.old_params for b in batches]),
-        torch.cat([b.factor for b in batches]),
+        torch.cat([b.factor for b in batches]), None if batches[0].active is None else torch.cat([b.active for b in batches]),
     )

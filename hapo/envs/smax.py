@@ -61,6 +61,7 @@ class SmaxEnv:
 
     action_kind = "discrete"
     reports_wins = True  # info["won"]; the trainer logs eval_win_rate
+    reports_active = True  # info["active"]: allies alive; dead ones are left out of the losses
 
     def __init__(self, map_name: str, num_envs: int = 1, seed: int = 0, **options: Any):
         jax, _, heuristic_smax, map_name_to_scenario, maps = _import_jax()
@@ -92,65 +93,70 @@ class SmaxEnv:
         self._world = np.zeros((num_envs, self.state_size), np.float32)
         self._final_world = np.zeros_like(self._world)
         self._masks = np.zeros((num_envs, self.num_agents, self.action_sizes[0]), bool)
+        self._alive = np.zeros((num_envs, self.num_agents), np.float32)
 
     # -- one battle, in JAX --------------------------------------------------------------
     def _arrays(self, obs, state):
-        """Per-agent observations [A, obs], the world state and the available actions [A, n]."""
+        """Per-agent observations [A, obs], the world state, the available actions [A, n] and
+        whether each ally is alive [A]."""
         jnp = self._jax.numpy
         avail = self._env.get_avail_actions(state)
         return (
             jnp.stack([obs[a] for a in self.agents]), obs["world_state"],
-            jnp.stack([avail[a] for a in self.agents]).astype(bool),
+            jnp.stack([avail[a] for a in self.agents]).astype(bool), state.state.unit_alive[: self.num_allies],
         )
 
     def _reset_one(self, key):
         obs, state = self._env.reset(key)
-        observations, world, avail = self._arrays(obs, state)
-        return observations, world, avail, state
+        observations, world, avail, alive = self._arrays(obs, state)
+        return observations, world, avail, alive, state
 
     def _step_one(self, key, state, actions):
         jax, jnp = self._jax, self._jax.numpy
         key, reset_key = jax.random.split(key)
         obs, after, rewards, dones, _ = self._env.step_env(key, state, {a: actions[i] for i, a in enumerate(self.agents)})
-        final_obs, final_world, step_avail = self._arrays(obs, after)
+        final_obs, final_world, step_avail, step_alive = self._arrays(obs, after)
         alive = after.state.unit_alive
         allies_dead, enemies_dead = ~jnp.any(alive[: self.num_allies]), ~jnp.any(alive[self.num_allies:])
         ended = dones["__all__"]
         terminated = ended & (allies_dead | enemies_dead)
         won = ended & enemies_dead & ~allies_dead
-        reset_obs, reset_world, reset_avail, reset_state = self._reset_one(reset_key)
+        reset_obs, reset_world, reset_avail, reset_alive, reset_state = self._reset_one(reset_key)
         choose = lambda fresh, kept: jax.tree.map(lambda x, y: jax.lax.select(ended, x, y), fresh, kept)  # noqa: E731
         next_state = choose(reset_state, after)
         reward = jnp.mean(jnp.stack([rewards[a] for a in self.agents]))
         return (
-            choose(reset_obs, final_obs), choose(reset_world, final_world), choose(reset_avail, step_avail), next_state,
+            choose(reset_obs, final_obs), choose(reset_world, final_world), choose(reset_avail, step_avail),
+            choose(reset_alive, step_alive), next_state,
             reward, terminated, ended & ~terminated, won, final_obs, final_world,
         )
 
     # -- protocol -----------------------------------------------------------------------
     def reset(self):
         self._key, key = self._jax.random.split(self._key)
-        observations, world, avail, self._state = self._reset_batch(self._jax.random.split(key, self.num_envs))
-        return self._outputs(observations, world, avail)
+        observations, world, avail, alive, self._state = self._reset_batch(self._jax.random.split(key, self.num_envs))
+        return self._outputs(observations, world, avail, alive)
 
     def step(self, actions):
         actions = self._check_actions(actions)
         self._key, key = self._jax.random.split(self._key)
         result = self._step_batch(self._jax.random.split(key, self.num_envs), self._state, self._jax.numpy.asarray(actions))
-        observations, world, avail, self._state, reward, terminated, truncated, won, final_obs, final_world = result
-        obs, state, info = self._outputs(observations, world, avail)
+        observations, world, avail, alive, self._state, reward, terminated, truncated, won, final_obs, final_world = result
+        obs, state, info = self._outputs(observations, world, avail, alive)
         np.copyto(self._final_obs, np.asarray(final_obs))
         np.copyto(self._final_world, np.asarray(final_world))
         info.update(final_obs=[self._final_obs[:, i] for i in range(self.num_agents)], final_state=self._final_world, won=np.array(won))
         return obs, state, np.array(reward), np.array(terminated), np.array(truncated), info
 
-    def _outputs(self, observations, world, avail):
+    def _outputs(self, observations, world, avail, alive):
         """Per-agent views of NumPy buffers this env owns (JAX's own arrays are read-only, and the
         trainer hands these to torch), overwritten by the next call."""
         np.copyto(self._obs, np.asarray(observations))
         np.copyto(self._world, np.asarray(world))
         np.copyto(self._masks, np.asarray(avail))
-        return [self._obs[:, i] for i in range(self.num_agents)], self._world, {"action_mask": [self._masks[:, i] for i in range(self.num_agents)]}
+        np.copyto(self._alive, np.asarray(alive))
+        info = {"action_mask": [self._masks[:, i] for i in range(self.num_agents)], "active": [self._alive[:, i] for i in range(self.num_agents)]}
+        return [self._obs[:, i] for i in range(self.num_agents)], self._world, info
 
     def _check_actions(self, actions) -> np.ndarray:
         if len(actions) != self.num_agents:

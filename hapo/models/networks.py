@@ -119,18 +119,20 @@ class Actor(nn.Module):
         """Mean over the batch of KL(old || current), differentiable in the current parameters."""
         return self.kl_from_params(old_params, self.dist_params(obs, action_mask))
 
-    def kl_from_params(self, old_params: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of KL(old || new), given both distributions' parameters."""
+    def kl_from_params(self, old_params: torch.Tensor, params: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over the batch of KL(old || new), given both distributions' parameters (weighted by
+        `weights` [B] when given: `masked_mean`)."""
         kl = kl_divergence(self.distribution_from_params(old_params), self.distribution_from_params(params))
-        return (kl.sum(-1) if self.kind == "continuous" else kl).mean()
+        return masked_mean(kl.sum(-1) if self.kind == "continuous" else kl, weights)
 
-    def fisher(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None, damping: float = 0.1) -> MlpFisher:
+    def fisher(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None, damping: float = 0.1,
+               row_weights: torch.Tensor | None = None) -> MlpFisher:
         """The operator v -> F v + damping v of this policy on the states obs [B, obs_size] (C++).
 
         F is the Hessian of `kl(obs, self.dist_params(obs))` at the current parameters, the
-        policy's Fisher averaged over the states, as explicit Jacobian products on one
-        forward pass (`hapo.MlpFisher`); flat vectors follow `self.parameters()`.
-        `.solve(g, max_iterations, tolerance)` runs conjugate gradient on it.
+        policy's Fisher averaged over the states (weighted by `row_weights` [B] when given), as
+        explicit Jacobian products on one forward pass (`hapo.MlpFisher`); flat vectors follow
+        `self.parameters()`. `.solve(g, max_iterations, tolerance)` runs conjugate gradient on it.
         """
         net = self.net
         norm = (net.norm.weight, net.norm.bias) if net.norm is not None else None
@@ -138,7 +140,7 @@ class Actor(nn.Module):
         eps = {m.eps for m in net.modules() if isinstance(m, nn.LayerNorm)}
         options = dict(
             input_norm=norm, hidden_norms=hidden_norms, activation=net.activation_name, norm_eps=eps.pop() if eps else 1e-5,
-            damping=damping,
+            damping=damping, row_weights=row_weights,
         )
         if self.kind == "continuous":
             std_param = self.log_std if self.std_kind == "exp" else self.std_logit
@@ -158,11 +160,12 @@ class AutogradFisher:
         self.kl, self.params, self.damping = kl, list(params), damping
 
     @classmethod
-    def of_actor(cls, actor: Actor, obs: torch.Tensor, action_mask: torch.Tensor | None = None, damping: float = 0.1) -> AutogradFisher:
+    def of_actor(cls, actor: Actor, obs: torch.Tensor, action_mask: torch.Tensor | None = None, damping: float = 0.1,
+                 weights: torch.Tensor | None = None) -> AutogradFisher:
         """The Fisher of the actor's mean KL from its current policy on obs (what `Actor.fisher` computes)."""
         with torch.enable_grad():
             params = actor.dist_params(obs, action_mask)
-            kl = actor.kl_from_params(params.detach(), params)
+            kl = actor.kl_from_params(params.detach(), params, weights)
         return cls(kl, list(actor.parameters()), damping)
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
@@ -206,6 +209,14 @@ class QNetwork(nn.Module):
     def forward(self, state: torch.Tensor, actions: list[torch.Tensor]) -> torch.Tensor:
         """Q [B] of states [B, state_size] and the agents' actions, per agent [B, action_size]."""
         return self.net(torch.cat([state, *actions], dim=-1)).squeeze(-1)
+
+
+def masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The mean of values [B]; with 0/1 weights [B] (1 for the rows of active agents, 0 for
+    inactive ones) the mean over the rows that count, 0 when none does."""
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
 
 
 def masked_log_softmax(logits: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from hapo.envs.registry import action_kinds
 from hapo.models import JointPolicy
 
 
@@ -42,9 +43,12 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
 def env_actions(env, actions: list[torch.Tensor], clip_actions: bool) -> list[np.ndarray]:
     """The policy's actions as the trainer sends them to `env`: continuous ones clamped to
     [action_low, action_high] when `clip_actions` (env.clip_actions), else as sampled."""
-    if env.action_kind == "continuous" and clip_actions:
-        return [np.clip(a.numpy(), low, high) for a, low, high in zip(actions, env.action_low, env.action_high)]
-    return [a.numpy() for a in actions]
+    if env.action_kind == "discrete" or not clip_actions:
+        return [a.numpy() for a in actions]
+    return [
+        np.clip(a.numpy(), low, high) if kind == "continuous" else a.numpy()
+        for a, low, high, kind in zip(actions, env.action_low, env.action_high, action_kinds(env), strict=True)
+    ]
 
 
 def policy_step(policy: JointPolicy, env, obs, info: dict, *, clip_actions: bool, deterministic: bool, generator: torch.Generator | None):

@@ -15,6 +15,7 @@ import torch
 from hapo import checkpoint as checkpoint_lib
 from hapo.algos import ALGORITHMS, ON_POLICY_SCHEMES, ActorUpdate, AgentData, Critics, CriticUpdate
 from hapo.config import Config
+from hapo.envs import registry
 from hapo.evaluation import env_actions
 from hapo.models import Actor, Critic, JointPolicy, ValueNormalizer
 from hapo.rollout import RolloutStorage, check_env_output
@@ -33,7 +34,7 @@ class OnPolicyTrainer(Trainer):
     def __init__(self, config: Config, run_dir: str | os.PathLike | None = None):
         super().__init__(config, run_dir)
         cfg, env = self.config, self.env
-        self.actors = build_actors(env.obs_sizes, env.action_sizes, env.action_kind, cfg)
+        self.actors = build_actors(env.obs_sizes, env.action_sizes, registry.action_kinds(env), cfg)
         distinct = distinct_actors(self.actors)
         algorithm = ALGORITHMS[cfg.algo.name]
         by_actor: dict[int, ActorUpdate] = {id(a): algorithm.actor_update(a, cfg.algo) for a in distinct}
@@ -144,21 +145,23 @@ class OnPolicyTrainer(Trainer):
     @classmethod
     def checkpoint_actors(cls, checkpoint: dict, config: Config) -> list[Actor]:
         spaces = checkpoint["spaces"]
-        actors = build_actors(spaces["obs_sizes"], spaces["action_sizes"], spaces["action_kind"], config)
+        kinds = spaces.get("action_kinds") or [spaces["action_kind"]] * len(spaces["obs_sizes"])
+        actors = build_actors(spaces["obs_sizes"], spaces["action_sizes"], kinds, config)
         load_actor_states(distinct_actors(actors), checkpoint["actors"])
         return actors
 
 
-def build_actors(obs_sizes, action_sizes, action_kind: str, config: Config) -> list[Actor]:
-    """One actor per agent; with algo.share_param, agents of equal sizes get the same actor object."""
-    shared: dict[tuple[int, int], Actor] = {}
+def build_actors(obs_sizes, action_sizes, action_kinds, config: Config) -> list[Actor]:
+    """One actor per agent (action_kinds: per agent); with algo.share_param, agents of equal sizes
+    and kind get the same actor object."""
+    shared: dict[tuple[int, int, str], Actor] = {}
     actors = []
-    for obs_size, action_size in zip(obs_sizes, action_sizes, strict=True):
-        key = (obs_size, action_size)
+    for obs_size, action_size, kind in zip(obs_sizes, action_sizes, action_kinds, strict=True):
+        key = (obs_size, action_size, kind)
         if config.algo.share_param and key in shared:
             actors.append(shared[key])
             continue
-        actor = Actor(obs_size, action_size, action_kind, config.model)
+        actor = Actor(obs_size, action_size, kind, config.model)
         shared.setdefault(key, actor)
         actors.append(actor)
     return actors

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hapo.envs.registry import action_kinds
+
 
 class RolloutStorage:
     """Time-major tensors, allocated once and overwritten every iteration.
@@ -26,10 +28,10 @@ class RolloutStorage:
         self.state = torch.zeros(T + 1, N, env.state_size)
         self.next_state = torch.zeros(T, N, env.state_size)
         self.next_obs = [torch.zeros(T, N, size) for size in env.obs_sizes] if with_next_obs else None
-        if env.action_kind == "continuous":
-            self.actions = [torch.zeros(T, N, size) for size in env.action_sizes]
-        else:
-            self.actions = [torch.zeros(T, N, dtype=torch.int64) for _ in env.action_sizes]
+        self.actions = [
+            torch.zeros(T, N, size) if kind == "continuous" else torch.zeros(T, N, dtype=torch.int64)
+            for size, kind in zip(env.action_sizes, action_kinds(env), strict=True)
+        ]
         self.masks = [torch.ones(T + 1, N, size, dtype=torch.bool) for size in env.action_sizes] if with_masks else None
         self.active = [torch.ones(T + 1, N) for _ in env.action_sizes] if getattr(env, "reports_active", False) else None
         self.rewards = torch.zeros(T, N)
@@ -101,7 +103,7 @@ def check_env_output(env, obs, state, info) -> None:
     if state.shape != (N, env.state_size) or state.dtype != np.float32:
         raise ValueError(f"env state must be float32 {(N, env.state_size)}, got {state.dtype} {state.shape}")
     if "action_mask" in info:
-        if env.action_kind != "discrete":
+        if env.action_kind == "continuous":
             raise ValueError("env gave info['action_mask'] but its actions are continuous")
         for i, (m, size) in enumerate(zip(info["action_mask"], env.action_sizes)):
             if m.shape != (N, size) or m.dtype != np.bool_:

@@ -178,6 +178,8 @@ class Trainer(ABC):
             "obs_sizes": [int(n) for n in env.obs_sizes],
             "action_sizes": [int(n) for n in env.action_sizes],
             "action_kind": env.action_kind,
+            # Only for mixed teams: older checkpoints' spaces stay equal to their runs'.
+            **({"action_kinds": list(registry.action_kinds(env))} if env.action_kind == "mixed" else {}),
         }
 
     # -- public API ------------------------------------------------------------------

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from mpe2 import simple_spread_v3
+from pettingzoo import ParallelEnv
 from pettingzoo.test import parallel_api_test
 
 import hapo.envs
 from hapo.config import Config, ConfigError
 from hapo.envs import EnvCheckError, ParallelEnvVector, toy
 from hapo.envs.registry import lookup, make_registered
-from hapo.train import Trainer, make_env, run_name
+from hapo.train import Trainer, load_policy, make_env, run_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPREAD = "mpe2.simple_spread_v3:parallel_env"
@@ -139,8 +140,6 @@ def broken_env(fault):
         env.observation_space = lambda agent: spaces.Box(0, 1, (4, 4), np.float32)
     elif fault == "dict actions":
         env.action_space = lambda agent: spaces.Dict({"move": spaces.Discrete(5)})
-    elif fault == "mixed kinds":
-        env.action_space = lambda agent: spaces.Discrete(5) if agent == "agent_0" else spaces.Box(0, 1, (5,), np.float32)
     elif fault == "no step":
         env.step = None
     return env
@@ -152,7 +151,6 @@ def broken_env(fault):
         ("no agents", "has no possible_agents"),
         ("image observations", r"agent 'agent_0''s observation space must be a 1-D gymnasium.spaces.Box, got Box\(0.0, 1.0, \(4, 4\)"),
         ("dict actions", "agent 'agent_0''s action space must be a gymnasium.spaces.Box or Discrete"),
-        ("mixed kinds", r"mixes continuous and discrete actions \(agent_0: discrete, agent_1: continuous"),
         ("no step", r"has no step\(\)"),
     ],
 )
@@ -227,3 +225,64 @@ def test_wrong_action_shapes_name_the_agent():
         env.step([np.zeros((2, 5)), np.zeros((2, 4)), np.zeros((2, 5))])
     with pytest.raises(ValueError, match=r"actions\[0\] holds NaN"):
         env.step([np.full((2, 5), np.nan), np.zeros((2, 5)), np.zeros((2, 5))])
+
+
+class MixedMeet(ParallelEnv):
+    """The docs' Meet with a mixed team: `a` moves by a continuous amount, `b` steps left, stays or right."""
+
+    metadata = {"name": "mixed_meet_v0"}
+
+    def __init__(self, horizon=20):
+        self.possible_agents, self.agents, self.horizon = ["a", "b"], [], horizon
+        self.state_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.spaces = {"a": spaces.Box(-1.0, 1.0, (1,), np.float32), "b": spaces.Discrete(3)}
+        self.obs_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.rng = np.random.default_rng()
+
+    def observation_space(self, agent):
+        return self.obs_space
+
+    def action_space(self, agent):
+        return self.spaces[agent]
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.x, self.t, self.agents = self.rng.uniform(-1, 1, 2), 0, list(self.possible_agents)
+        return self.observe(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.x[0] += 0.1 * float(np.clip(actions["a"][0], -1, 1))
+        self.x[1] += 0.1 * (int(actions["b"]) - 1)
+        self.t += 1
+        reward, over = -abs(self.x[0] - self.x[1]), self.t >= self.horizon
+        if over:
+            self.agents = []
+        everyone = self.possible_agents
+        return self.observe(), dict.fromkeys(everyone, reward), dict.fromkeys(everyone, False), dict.fromkeys(everyone, over), {a: {} for a in everyone}
+
+    def state(self):
+        return self.x.astype(np.float32)
+
+    def observe(self):
+        a, b = self.x.astype(np.float32)
+        return {"a": np.array([a, b], np.float32), "b": np.array([b, a], np.float32)}
+
+
+@pytest.mark.parametrize("algo", ["happo", "hatrpo"])
+def test_a_mixed_team_learns_and_its_checkpoint_rebuilds_both_kinds(algo, registry_snapshot, tmp_path):
+    hapo.envs.register("mixed_meet", MixedMeet)
+    config = Config().with_overrides([
+        "env.scenario=mixed_meet", f"algo.name={algo}", "env.num_envs=16", "algo.rollout_length=20", "run.num_env_steps=16000",
+        "run.eval_interval=25", "run.eval_episodes=32", "run.eval_num_envs=16", "run.progress=false", "run.tensorboard=false",
+    ])
+    trainer = Trainer(config, run_dir=tmp_path / "run")
+    assert trainer.env.action_kind == "mixed" and trainer.env.action_kinds == ("continuous", "discrete")
+    assert [a.kind for a in trainer.actors] == ["continuous", "discrete"]
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.history[-1]["eval_return"]
+    assert after > before + 3, (before, after)
+    trainer.save_checkpoint()
+    _, policy = load_policy(tmp_path / "run")
+    assert [a.kind for a in policy.actors] == ["continuous", "discrete"]

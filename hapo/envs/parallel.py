@@ -7,8 +7,10 @@ reward [N] and the done flags [N].
 
 What the copies must be (checked once, at start, by `check_parallel_env`): a fixed team
 (`possible_agents`; no agent leaves before the episode ends), per-agent spaces that are a
-1-D `Box` or a `Discrete` for actions and a 1-D `Box` for observations, and one kind of
-action for the whole team. The global state is `state()` when the env has one (with a 1-D
+1-D `Box` or a `Discrete` for actions and a 1-D `Box` for observations. A team may mix
+continuous and discrete actions (`action_kind` "mixed", per agent in `action_kinds`; every
+agent then gets an action mask, all True for the continuous ones).
+The global state is `state()` when the env has one (with a 1-D
 `state_space`), else the agents' observations concatenated in `possible_agents` order.
 The team reward is the mean of the agents' rewards (for the cooperative tasks, where every
 agent gets the team's reward, that reward). An episode ends when every agent is
@@ -61,17 +63,11 @@ class Spec:
         self.agents = agents
         self.obs_sizes = tuple(_flat_box(env.observation_space(a), f"agent {a!r}'s observation space") for a in agents)
         kinds, self.action_sizes = zip(*(_action_size(env.action_space(a), a) for a in agents), strict=True)
-        if len(set(kinds)) > 1:
-            mixed = ", ".join(f"{a}: {k}" for a, k in zip(agents, kinds, strict=True))
-            raise EnvCheckError(f"the team mixes continuous and discrete actions ({mixed}); hapo trains teams of one action kind")
-        self.action_kind = kinds[0]
+        self.action_kinds = tuple(kinds)
+        self.action_kind = kinds[0] if len(set(kinds)) == 1 else "mixed"
         boxes = [env.action_space(a) for a in agents]
-        if self.action_kind == "continuous":
-            self.action_low = [np.asarray(b.low, np.float32) for b in boxes]
-            self.action_high = [np.asarray(b.high, np.float32) for b in boxes]
-        else:
-            self.action_low = [np.zeros(1, np.float32) for _ in agents]
-            self.action_high = [np.asarray([b.n - 1], np.float32) for b in boxes]
+        self.action_low = [np.asarray(b.low, np.float32) if k == "continuous" else np.zeros(1, np.float32) for b, k in zip(boxes, kinds, strict=True)]
+        self.action_high = [np.asarray(b.high, np.float32) if k == "continuous" else np.asarray([b.n - 1], np.float32) for b, k in zip(boxes, kinds, strict=True)]
         state_space = getattr(env, "state_space", None)
         self.has_state = callable(getattr(env, "state", None)) and state_space is not None
         self.state_size = _flat_box(state_space, "state_space") if self.has_state else sum(self.obs_sizes)
@@ -243,7 +239,7 @@ class ParallelEnvVector:
         self.num_agents = len(spec.agents)
         self.agents = list(spec.agents)
         self.obs_sizes, self.action_sizes, self.state_size = spec.obs_sizes, spec.action_sizes, spec.state_size
-        self.action_kind = spec.action_kind
+        self.action_kind, self.action_kinds = spec.action_kind, spec.action_kinds
         self.action_low, self.action_high = spec.action_low, spec.action_high
         self.max_episode_steps = int(limit)
         self.copies = _Copies(factory, num_envs) if vector == "sync" else _Workers(factory, num_envs, max(1, min(processes, num_envs)))
@@ -251,7 +247,8 @@ class ParallelEnvVector:
         self._final_obs = [np.zeros((num_envs, size), np.float32) for size in self.obs_sizes]
         self._state = np.zeros((num_envs, self.state_size), np.float32)
         self._final_state = np.zeros((num_envs, self.state_size), np.float32)
-        self._masks = [np.ones((num_envs, n), bool) for n in self.action_sizes] if self.action_kind == "discrete" else None
+        # Masks for teams with discrete agents; a continuous agent's stays all True (unused).
+        self._masks = [np.ones((num_envs, n), bool) for n in self.action_sizes] if "discrete" in self.action_kinds else None
         self._episodes = 0
 
     # -- protocol -------------------------------------------------------------------
@@ -263,7 +260,7 @@ class ParallelEnvVector:
 
     def step(self, actions):
         actions = self._check_actions(actions)
-        per_copy = [{agent: self._action(actions[i][k]) for i, agent in enumerate(self.agents)} for k in range(self.num_envs)]
+        per_copy = [{agent: self._action(actions[i][k], i) for i, agent in enumerate(self.agents)} for k in range(self.num_envs)]
         results = self.copies.call("step", [(a,) for a in per_copy])
         reward = np.zeros(self.num_envs, np.float32)
         terminated = np.zeros(self.num_envs, bool)
@@ -322,14 +319,14 @@ class ParallelEnvVector:
         state_out[k] = state if self.spec.has_state else np.concatenate([o[k] for o in obs_out])
         if self._masks is not None:
             for i, agent in enumerate(self.agents):
-                mask = (infos.get(agent) or {}).get("action_mask")
+                mask = (infos.get(agent) or {}).get("action_mask") if self.action_kinds[i] == "discrete" else None
                 self._masks[i][k] = True if mask is None else np.asarray(mask, bool)
 
     def _info(self) -> dict:
         return {} if self._masks is None else {"action_mask": self._masks}
 
-    def _action(self, value: np.ndarray):
-        return int(value) if self.action_kind == "discrete" else np.asarray(value, np.float32)
+    def _action(self, value: np.ndarray, agent: int):
+        return int(value) if self.action_kinds[agent] == "discrete" else np.asarray(value, np.float32)
 
     def _check_actions(self, actions) -> list[np.ndarray]:
         if len(actions) != self.num_agents:
@@ -337,10 +334,11 @@ class ParallelEnvVector:
         checked = []
         for i, a in enumerate(actions):
             a = np.asarray(a)
-            expected = (self.num_envs,) if self.action_kind == "discrete" else (self.num_envs, self.action_sizes[i])
+            discrete = self.action_kinds[i] == "discrete"
+            expected = (self.num_envs,) if discrete else (self.num_envs, self.action_sizes[i])
             if a.shape != expected:
                 raise ValueError(f"actions[{i}] must have shape {expected}, got {a.shape}")
-            if self.action_kind == "continuous" and not np.all(np.isfinite(a)):
+            if not discrete and not np.all(np.isfinite(a)):
                 raise ValueError(f"actions[{i}] holds NaN or inf")
             checked.append(a)
         return checked

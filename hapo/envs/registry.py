@@ -33,6 +33,14 @@ PROTOCOL = (
 )
 
 
+def action_kinds(env: Any) -> tuple[str, ...]:
+    """Each agent's action kind, "continuous" or "discrete": the env's `action_kinds` when its
+    team mixes them (`action_kind == "mixed"`), else its one `action_kind` for every agent."""
+    if env.action_kind == "mixed":
+        return tuple(env.action_kinds)
+    return (env.action_kind,) * env.num_agents
+
+
 @dataclass(frozen=True)
 class Registration:
     factory: Callable[..., Any]

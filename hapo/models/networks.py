@@ -145,7 +145,7 @@ class Actor(nn.Module):
         if self.kind == "continuous":
             std_param = self.log_std if self.std_kind == "exp" else self.std_logit
             options.update(distribution="gaussian", std_param=std_param, std_kind=self.std_kind, std_scale=SIGMOID_STD_SCALE)
-        else:
+        else:  # a continuous actor ignores masks, as dist_params does (mixed teams give every agent one)
             options.update(distribution="categorical", action_mask=action_mask)
         return MlpFisher(obs, [layer.weight for layer in net.layers], [layer.bias for layer in net.layers], **options)
 

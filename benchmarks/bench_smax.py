@@ -15,11 +15,9 @@ Run: python benchmarks/bench_smax.py [--map 3s5z] [--envs 64 512] [--steps 200] 
 import argparse
 import contextlib
 import io
-import statistics
-import time
 
 import numpy as np
-from _timing import print_table
+from _timing import interleaved_medians, print_table
 
 from hapo.envs import smax
 
@@ -62,16 +60,11 @@ def main() -> None:
             for t in range(args.steps):
                 ours.step(table[t % 16])
 
-        timings = {"JaxMARL jit(vmap(step))": [], "hapo SmaxEnv.step": []}
-        run_ref(), run_ours()  # compile
-        for _ in range(args.repeats):
-            for name, fn in (("JaxMARL jit(vmap(step))", run_ref), ("hapo SmaxEnv.step", run_ours)):
-                start = time.perf_counter()
-                fn()
-                timings[name].append(time.perf_counter() - start)
-        limit = n * args.steps / statistics.median(timings["JaxMARL jit(vmap(step))"])
-        for name, seconds in timings.items():
-            speed = n * args.steps / statistics.median(seconds)
+        # The first call of each compiles (interleaved_medians' warm-up).
+        medians = interleaved_medians({"JaxMARL jit(vmap(step))": run_ref, "hapo SmaxEnv.step": run_ours}, args.repeats)
+        limit = n * args.steps / medians["JaxMARL jit(vmap(step))"]
+        for name, seconds in medians.items():
+            speed = n * args.steps / seconds
             rows.append([args.map, n, name, f"{speed:,.0f}", f"{speed / limit:.2f}"])
     print_table(
         f"SMAX {args.map}: env steps/s, {args.steps} steps per repeat, median of {args.repeats} (interleaved)",

@@ -266,6 +266,9 @@ Use hapo.envs.make(): it builds the partition and observation tables this takes.
              e.set_state(k, p, v);
            },
            py::arg("k"), py::arg("qpos"), py::arg("qvel"))
+      .def("take_warnings", &BatchedEnv::take_warnings,
+           "The MuJoCo warnings raised by reset/step/set_state since the last call (list of "
+           "str, oldest first, each naming its env); MuJoCo's log handler does not see them.")
       .def("snapshot", &snapshot)
       .def("restore", &restore, py::arg("snapshot"))
       .def_property_readonly("num_envs", &BatchedEnv::num_envs)

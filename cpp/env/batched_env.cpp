@@ -328,7 +328,11 @@ void BatchedEnv::reset(std::optional<std::uint64_t> seed) {
   needs_reset_ = true;
   pool_->run(num_envs(), [this](std::int64_t begin, std::int64_t end) {
     ErrorsAsExceptions errors;
-    for (std::int64_t k = begin; k < end; ++k) reset_env(static_cast<int>(k));
+    WarningCapture capture;
+    for (std::int64_t k = begin; k < end; ++k) {
+      reset_env(static_cast<int>(k));
+      record_warnings(static_cast<int>(k), capture);
+    }
   });
   std::fill(terminated_.begin(), terminated_.end(), 0);
   std::fill(truncated_.begin(), truncated_.end(), 0);
@@ -348,9 +352,36 @@ void BatchedEnv::step(const std::vector<const float*>& actions) {
   needs_reset_ = true;  // until every env has stepped
   pool_->run(num_envs(), [this, &actions](std::int64_t begin, std::int64_t end) {
     ErrorsAsExceptions errors;
-    for (std::int64_t k = begin; k < end; ++k) step_env(static_cast<int>(k), actions);
+    WarningCapture capture;
+    for (std::int64_t k = begin; k < end; ++k) {
+      step_env(static_cast<int>(k), actions);
+      record_warnings(static_cast<int>(k), capture);
+    }
   });
   needs_reset_ = false;
+}
+
+void BatchedEnv::record_warnings(int k, WarningCapture& capture) {
+  if (capture.messages().empty()) return;
+  std::vector<std::string> messages = capture.take();
+  std::lock_guard<std::mutex> lock(warnings_mutex_);
+  for (std::string& message : messages) {
+    if (warnings_.size() < kMaxWarnings) {
+      warnings_.push_back("env " + std::to_string(k) + ": " + std::move(message));
+    } else {
+      ++dropped_warnings_;
+    }
+  }
+}
+
+std::vector<std::string> BatchedEnv::take_warnings() {
+  std::lock_guard<std::mutex> lock(warnings_mutex_);
+  std::vector<std::string> taken = std::exchange(warnings_, {});
+  if (dropped_warnings_ > 0) {
+    taken.push_back("and " + std::to_string(dropped_warnings_) + " more warnings");
+    dropped_warnings_ = 0;
+  }
+  return taken;
 }
 
 void BatchedEnv::check_env_index(int k) const {
@@ -395,7 +426,9 @@ void BatchedEnv::set_state(int k, const std::vector<mjtNum>& qpos,
   std::copy(qpos.begin(), qpos.end(), d->qpos);
   std::copy(qvel.begin(), qvel.end(), d->qvel);
   MujocoCall call;
+  WarningCapture capture;
   mj_forward(model_, d);
+  record_warnings(k, capture);
   task_->remember(d, memo_.data() + static_cast<std::size_t>(k) * task_->memo_size());
   observe(k, obs_, state_);
 }

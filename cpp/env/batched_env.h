@@ -4,12 +4,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <mujoco/mujoco.h>
 
+#include "env/mujoco_globals.h"
 #include "env/observation.h"
 #include "env/rng.h"
 #include "env/task.h"
@@ -90,6 +92,14 @@ class BatchedEnv {
   // "HalfCheetah (half_cheetah.xml: nq 9, nv 9, nu 6; actions 3+3, observations 8+8, state 17)".
   std::string identity() const;
 
+  // The warnings MuJoCo raised in reset(), step() and set_state() since the last call, oldest
+  // first, each prefixed with its env ("env 3: Nan, Inf or huge value in QACC at DOF 0. The
+  // simulation is unstable. ...", after which MuJoCo has reset that env's physics to the
+  // model's defaults, as it does under Gymnasium). They are not printed or written to
+  // MUJOCO_LOG.TXT; at most kMaxWarnings are kept between calls, then a count of the rest.
+  std::vector<std::string> take_warnings();
+  static constexpr std::size_t kMaxWarnings = 1000;
+
   int num_envs() const { return spec_.num_envs; }
   int num_threads() const { return spec_.num_threads; }
   int num_agents() const { return static_cast<int>(spec_.agent_actuators.size()); }
@@ -125,6 +135,8 @@ class BatchedEnv {
   void check_memory() const;
   void check_outputs(int k, double reward) const;
   void release();
+  // Moves the warnings `capture` collected while env k was worked on to warnings_.
+  void record_warnings(int k, WarningCapture& capture);
 
   EnvSpec spec_;
   std::unique_ptr<Task> task_;
@@ -140,6 +152,9 @@ class BatchedEnv {
   bool needs_reset_ = true;
   bool closed_ = false;
   mutable std::atomic<bool> busy_{false};
+  std::mutex warnings_mutex_;  // the workers record concurrently
+  std::vector<std::string> warnings_;
+  std::size_t dropped_warnings_ = 0;
 
   std::vector<std::vector<float>> obs_, final_obs_;
   std::vector<float> state_, final_state_, reward_, info_;

@@ -4,6 +4,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <mujoco/mujoco.h>
@@ -58,6 +59,8 @@ class WarningCapture {
 
   // The warnings collected so far, oldest first.
   const std::vector<std::string>& messages() const { return messages_; }
+  // The warnings collected so far, oldest first; collection starts over.
+  std::vector<std::string> take() { return std::exchange(messages_, {}); }
 
  private:
   ScopedGlobal<OurLogHandler> handler_;

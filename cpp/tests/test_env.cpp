@@ -185,3 +185,25 @@ HAPO_TEST(thread_pool_rethrows_a_chunks_exception_and_keeps_working) {
   });
   HAPO_CHECK(seen == std::vector<int>(9, 1));
 }
+
+HAPO_TEST(env_collects_mujoco_warnings_per_env_from_every_worker) {
+  BatchedEnv env(spec(6, 3));
+  env.reset(std::nullopt);
+  HAPO_CHECK(env.take_warnings().empty());
+  for (int k : {1, 4}) {
+    env.set_state(k, env.qpos(k), std::vector<mjtNum>(env.nv(), 1e200));  // finite, far too fast
+  }
+  rollout(env, 1);
+  const auto warnings = env.take_warnings();
+  HAPO_CHECK(warnings.size() == 2);
+  std::vector<bool> named(6, false);
+  for (const auto& w : warnings) {
+    HAPO_CHECK(contains(w, "Nan, Inf or huge value in QVEL"));
+    for (int k = 0; k < 6; ++k) named[k] = named[k] || w.rfind("env " + std::to_string(k) + ": ", 0) == 0;
+  }
+  HAPO_CHECK(named == std::vector<bool>({false, true, false, false, true, false}));
+  HAPO_CHECK(env.take_warnings().empty());  // taken once
+  // MuJoCo reset the two envs' physics: the batch steps on normally.
+  for (float r : rollout(env, 3)) HAPO_CHECK(std::isfinite(r));
+  HAPO_CHECK(env.take_warnings().empty());
+}

@@ -192,6 +192,7 @@ class BatchedMujocoEnv:
         """
         self._check_open("reset")
         self._core.reset(None if seed is None else _check_int(seed, "seed", 0, bits=64))
+        self._log_warnings()
         return self._obs, self._state, {}
 
     def step(self, actions: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -207,7 +208,14 @@ class BatchedMujocoEnv:
         if not isinstance(actions, (list, tuple)):
             raise TypeError(f"actions must be a list of {self.num_agents} arrays (one per agent), got {type(actions).__name__}")
         self._core.step(actions)
+        self._log_warnings()
         return self._obs, self._state, self._reward, self._terminated, self._truncated, self._info
+
+    def _log_warnings(self) -> None:
+        # MuJoCo's warnings (an unstable simulation, after which MuJoCo resets that env's physics,
+        # as under Gymnasium) go to logging instead of stdout and ./MUJOCO_LOG.TXT.
+        for message in self._core.take_warnings():
+            log.warning("MuJoCo warning in %s %s, %s", self.scenario, self.partition or "", message)
 
     def _env_index(self, k: object) -> int:
         k = _as_int(k, "env index")
@@ -230,6 +238,7 @@ class BatchedMujocoEnv:
         state buffers are recomputed. The episode's step count is kept."""
         self._check_open("set_state")
         self._core.set_state(self._env_index(k), qpos, qvel)
+        self._log_warnings()
 
     def snapshot(self) -> dict[str, np.ndarray | str]:
         """Everything that determines future steps (physics, step counts, RNG states, and

@@ -216,6 +216,42 @@ def test_cli_writes_curves_tables_and_plots(sweep, reference, tmp_path, capsys):
     assert "published" not in (plain / "final.csv").read_text()
 
 
+def write_timing(folder, seconds, steps_per_iteration=1000):
+    """timing.csv as a run writes it, with seconds[i] = (collect, update, eval) of iteration i + 1."""
+    with (folder / "timing.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["iteration", "env_steps", "collect_seconds", "update_seconds", "eval_seconds", "env_steps_per_second"])
+        for i, (collect, update, evaluate) in enumerate(seconds, start=1):
+            writer.writerow([i, i * steps_per_iteration, collect, update, evaluate, steps_per_iteration / (collect + update + evaluate)])
+
+
+def test_wall_clock_per_group_comes_from_the_runs_timing_files(tmp_path):
+    rng = np.random.default_rng(0)
+    seconds = {}
+    for seed in (1, 2, 3):
+        folder = write_run(tmp_path / "happo" / f"s{seed}", cheetah(seed), [1.0, 2.0])  # 4 iterations of 1000 steps
+        seconds[seed] = rng.uniform(10.0, 600.0, (4, 3))
+        seconds[seed][::2, 2] = 0.0  # evaluation every other iteration
+        write_timing(folder, seconds[seed])
+    write_run(tmp_path / "hatrpo" / "s1", cheetah(1, "algo.name=hatrpo"), [1.0])  # no timing.csv: no row
+
+    (row,) = plot.throughput_table(plot.group_runs(plot.find_runs([tmp_path])))
+    totals = np.array([seconds[seed].sum() for seed in (1, 2, 3)])
+    assert row.group == "HalfCheetah 2x3 happo"
+    np.testing.assert_allclose(row.minutes, totals / 60)
+    assert row.env_steps_per_second == pytest.approx(np.median(4000 / totals))
+    np.testing.assert_allclose(row.shares, np.stack(list(seconds.values())).sum(axis=(0, 1)) / totals.sum())
+
+    out = tmp_path / "out"
+    result = plot.report([tmp_path], out, reps=REPS)
+    assert result.throughput == [row]
+    wall_clock = (out / "final.md").read_text().split("## Wall clock")[1]
+    minutes = ", ".join(f"{m:.0f}" for m in totals / 60)
+    shares = " / ".join(f"{100 * share:.0f}%" for share in row.shares)
+    assert f"| HalfCheetah 2x3 happo | {minutes} | {np.median(4000 / totals):.3g} | {shares} |" in wall_clock
+    assert "hatrpo" not in wall_clock
+
+
 def test_empty_metric_runs_are_skipped_with_a_warning(tmp_path, caplog):
     write_run(tmp_path / "a", cheetah(1), [5.0])
     write_run(tmp_path / "never_evaluated", cheetah(2), [""])

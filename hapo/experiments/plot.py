@@ -16,6 +16,7 @@ Python API (what the CLI does)::
     groups = plot.group_runs(runs)                        # {label: Group}
     rows = plot.summary_table(groups, "eval_return")      # list[Summary], one per group
     plot.plot_curves(groups, "eval_return", "plots/")     # one PNG per task
+    speeds = plot.throughput_table(groups)                # list[Throughput]
 
 Statistics:
   - final score of a run: the mean of its last `window` values of the metric (rows where it
@@ -27,7 +28,10 @@ Statistics:
     percentile-bootstrap band over seeds;
   - with published numbers (`load_reference`): the ratio mean / published per group, and an
     aggregate IQM across tasks of scores normalised by the published value of their task and
-    algorithm (1 = the paper).
+    algorithm (1 = the paper);
+  - wall clock, from the runs' `timing.csv` where they have one (`throughput_table`): a run's
+    training time is the sum of its iterations' collection, update and evaluation seconds,
+    its speed its env steps over that time.
 Every bootstrap is seeded (`seed`), so the outputs are reproducible.
 """
 
@@ -58,6 +62,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
+TIMING_FILE = "timing.csv"
+# The timing.csv columns that add up to an iteration's wall clock.
+TIME_COLUMNS = ("collect_seconds", "update_seconds", "eval_seconds")
 DEFAULT_METRIC = "eval_return"
 DEFAULT_REPS = 10_000
 CONFIDENCE = 0.95
@@ -81,11 +88,13 @@ class Run:
 
     config: the resolved config flattened to {"section.key": value} (lists as tuples).
     metrics: {column: float64 [iterations]} from metrics.csv, NaN where a cell is empty.
+    timing: the same from timing.csv (wall clock per iteration); empty without that file.
     """
 
     path: pathlib.Path
     config: Mapping[str, Any]
     metrics: Mapping[str, np.ndarray]
+    timing: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def task(self) -> Task:
@@ -151,6 +160,21 @@ class Summary:
 
 
 @dataclasses.dataclass(frozen=True)
+class Throughput:
+    """The wall clock of one group's runs on the machine that trained them (their timing.csv).
+
+    A run's training time is the sum of its iterations' collection, update and evaluation
+    seconds (start-up and checkpoint writes are not counted); its speed is its env steps over
+    that time. Figures are what the machine gave while it ran, including anything else it ran.
+    """
+
+    group: str
+    minutes: tuple[float, ...]  # training time per run with a timing.csv, in seed order
+    env_steps_per_second: float  # median over those runs of env steps / training time
+    shares: tuple[float, float, float]  # collection, update, evaluation: shares of the runs' total time
+
+
+@dataclasses.dataclass(frozen=True)
 class Aggregate:
     """IQM across tasks of one method's scores divided by the published value of each task."""
 
@@ -191,7 +215,8 @@ def read_run(folder: str | pathlib.Path) -> Run:
     except ConfigError as err:
         raise PlotError(f"run folder {folder}: {err}") from None
     flat = {f"{section}.{key}": _hashable(value) for section, values in config.to_dict().items() for key, value in values.items()}
-    return Run(folder, flat, _read_metrics(folder / METRICS_FILE))
+    timing = _read_metrics(folder / TIMING_FILE) if (folder / TIMING_FILE).is_file() else {}
+    return Run(folder, flat, _read_metrics(folder / METRICS_FILE), timing)
 
 
 def _hashable(value: Any) -> Any:
@@ -484,6 +509,21 @@ def aggregate_normalised(groups: Mapping[str, Group], metric: str,
     return aggregates
 
 
+def throughput_table(groups: Mapping[str, Group]) -> list[Throughput]:
+    """Per group whose runs have timing.csv files: the training time of each such run, their
+    median speed (env steps per second of training time) and where the time went."""
+    rows = []
+    for label, group in groups.items():
+        timed = [run for run in group.runs if run.timing.get("env_steps", np.zeros(0)).size and all(c in run.timing for c in TIME_COLUMNS)]
+        if not timed:
+            continue
+        seconds = np.array([[np.nansum(run.timing[c]) for c in TIME_COLUMNS] for run in timed])  # [runs, 3]
+        per_run = seconds.sum(axis=1)
+        steps = np.array([run.timing["env_steps"][-1] for run in timed])
+        rows.append(Throughput(label, tuple(per_run / 60), float(np.median(steps / per_run)), tuple(seconds.sum(axis=0) / seconds.sum())))
+    return rows
+
+
 # -- outputs ------------------------------------------------------------------------------
 def table_columns(rows: Sequence[Summary], with_reference: bool) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the final-score table, for markdown and the terminal."""
@@ -501,8 +541,10 @@ def table_columns(rows: Sequence[Summary], with_reference: bool) -> tuple[list[s
 
 
 def write_table(rows: Sequence[Summary], out: str | pathlib.Path, metric: str, window: int = 1,
-                with_reference: bool = False, aggregates: Sequence[Aggregate] = ()) -> list[pathlib.Path]:
-    """final.csv (full precision) and final.md (the table, and the aggregate when given) in `out`."""
+                with_reference: bool = False, aggregates: Sequence[Aggregate] = (),
+                throughput: Sequence[Throughput] = ()) -> list[pathlib.Path]:
+    """final.csv (full precision) and final.md (the table, and the aggregate and the wall clock
+    when given) in `out`."""
     out = pathlib.Path(out)
     fields = ["task", "algo", "method", "group", "seeds", "mean", "std", "iqm", "iqm_low", "iqm_high",
               "final_env_steps_min", "final_env_steps_max"] + (["published", "ratio"] if with_reference else [])
@@ -528,6 +570,14 @@ def write_table(rows: Sequence[Summary], out: str | pathlib.Path, metric: str, w
                   *_markdown(["method", "tasks", "seeds per task", "IQM [95% CI]"],
                              [[a.method, ", ".join(map(task_name, a.tasks)), str(a.seeds),
                                f"{a.iqm:.3f} [{a.iqm_low:.3f}, {a.iqm_high:.3f}]"] for a in aggregates])]
+    if throughput:
+        lines += ["", "## Wall clock", "",
+                  "Training time per run on the machine that ran it, from the runs' timing.csv: the sum of its "
+                  "iterations' collection, update and evaluation seconds (start-up and checkpoint writes not "
+                  "counted). env steps/s: the median over runs of env steps / training time.", "",
+                  *_markdown(["group", "minutes per run", "env steps/s", "collect / update / eval"],
+                             [[t.group, ", ".join(f"{m:.0f}" for m in t.minutes), _fmt(t.env_steps_per_second),
+                               " / ".join(f"{100 * share:.0f}%" for share in t.shares)] for t in throughput])]
     (out / "final.md").write_text("\n".join(lines) + "\n")
     return [out / "final.csv", out / "final.md"]
 
@@ -680,6 +730,7 @@ class Report:
     groups: dict[str, Group]
     rows: list[Summary]
     aggregates: list[Aggregate]
+    throughput: list[Throughput]
     files: list[pathlib.Path]
 
 
@@ -687,7 +738,7 @@ def report(paths: Iterable[str | pathlib.Path], out: str | pathlib.Path, metric:
            window: int = 1, reference: str | pathlib.Path | None = None, reps: int = DEFAULT_REPS,
            seed: int = 0, ignore: Iterable[str] = ()) -> Report:
     """Everything `hapo-plot` does: find and group runs, then write to `out` the curves per task,
-    final.csv / final.md, iqm_per_task.png and, with a reference, aggregate_iqm.png."""
+    final.csv / final.md (with the wall clock of runs that have a timing.csv), iqm_per_task.png and, with a reference, aggregate_iqm.png."""
     published = None if reference is None else load_reference(reference)
     groups = group_runs(select_metric(find_runs(paths), metric), ignore)
     out = pathlib.Path(out)
@@ -699,11 +750,12 @@ def report(paths: Iterable[str | pathlib.Path], out: str | pathlib.Path, metric:
     if published is not None and not aggregates:
         log.warning("no group has a positive published value in %s: no aggregate plot", reference)
     files = plot_curves(groups, metric, out, published, reps, seed)
-    files += write_table(rows, out, metric, window, published is not None, aggregates)
+    throughput = throughput_table(groups)
+    files += write_table(rows, out, metric, window, published is not None, aggregates, throughput)
     files.append(plot_iqm_per_task(rows, out, metric, groups))
     if aggregates:
         files.append(plot_aggregate(aggregates, out, groups))
-    return Report(groups, rows, aggregates, files)
+    return Report(groups, rows, aggregates, throughput, files)
 
 
 # -- command line -------------------------------------------------------------------------
@@ -718,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
             "env.num_threads). Writes to --out: curve_SCENARIO_CONF.png per task (mean over seeds, "
             "95% bootstrap band over seeds at the env steps all runs of a group logged), final.csv "
             "and final.md (seeds, mean, std, IQM with rliable's 95% stratified-bootstrap CI, final "
-            "env steps), iqm_per_task.png and, with --reference, aggregate_iqm.png (IQM across tasks "
+            "env steps; and the training time and env steps/s per group from the runs' timing.csv), iqm_per_task.png and, with --reference, aggregate_iqm.png (IQM across tasks "
             "of score / published)."
         ),
     )

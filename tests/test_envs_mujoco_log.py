@@ -1,4 +1,4 @@
-"""MuJoCo's compile warnings of our model loads go to logging; MuJoCo's own handling stays.
+"""MuJoCo's warnings of our model loads and steps go to logging; MuJoCo's own handling stays.
 
 Gymnasium's HalfCheetah uses the deprecated compiler attribute 'settotalmass': MuJoCo
 warns on every compile of it, which by default prints to stderr and appends to
@@ -9,7 +9,9 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import gymnasium
 import mujoco
+import numpy as np
 import pytest
 
 from hapo import _core
@@ -153,3 +155,36 @@ def test_bad_model_raises_with_mujoco_message(workdir, capfd, path, xml):
         _core.capture_mujoco_warnings(lambda: halfcheetah_core(path, xml))
     assert str(mujoco_error.value) in str(ours.value)
     assert not (workdir / LOG_FILE).exists()
+
+
+def test_an_unstable_step_is_logged_for_its_env_and_resets_the_physics_like_gymnasium(tmp_path, monkeypatch, capfd, debug_log):
+    # qvel of 1e200 is finite, so set_state takes it; MuJoCo's next step finds the velocity
+    # too large, warns that the simulation is unstable and resets the physics.
+    ours, theirs = tmp_path / "ours", tmp_path / "gymnasium"
+    ours.mkdir(), theirs.mkdir()
+    monkeypatch.chdir(ours)
+    env = make("HalfCheetah", "2x3", num_envs=2, num_threads=2, seed=3)
+    env.reset()
+    qpos, qvel = env.get_qpos(0), np.full_like(env.get_qvel(0), 1e200)
+    capfd.readouterr()
+    env.set_state(0, qpos, qvel)
+    _, _, reward, terminated, truncated, info = env.step([np.zeros((2, n), np.float32) for n in env.action_sizes])
+    warnings = [r.getMessage() for r in debug_log.records if r.name == "hapo.envs" and r.levelno == logging.WARNING]
+    assert capfd.readouterr() == ("", "")
+    assert list(ours.iterdir()) == []
+
+    # Gymnasium's HalfCheetah on the same MuJoCo: its handler prints the warning, and the step
+    # ends in the same reset physics.
+    monkeypatch.chdir(theirs)
+    reference = gymnasium.make("HalfCheetah-v5").unwrapped
+    reference.reset(seed=0)
+    reference.set_state(qpos, qvel)
+    ref_obs, ref_reward, ref_terminated, ref_truncated, _ = reference.step(np.zeros(6))
+    printed = capfd.readouterr().err.strip().splitlines()[-1]  # after the compile's deprecation notice
+    assert printed.startswith("WARNING: ") and "unstable" in printed
+    assert warnings == [f"MuJoCo warning in HalfCheetah 2x3, env 0: {printed.removeprefix('WARNING: ')}"]
+    np.testing.assert_array_equal(env.get_qpos(0), reference.data.qpos)
+    np.testing.assert_array_equal(info["final_state"][0], ref_obs.astype(np.float32))
+    np.testing.assert_allclose(reward[0], ref_reward, rtol=3e-7, atol=1e-6)
+    assert (terminated[0], truncated[0]) == (ref_terminated, False)
+    reference.close()

@@ -69,7 +69,9 @@ class OffPolicyTrainer(Trainer):
                 f"algo.buffer_size ({algo.buffer_size}) must hold algo.batch_size ({algo.batch_size}) transitions "
                 f"in whole steps of the env.num_envs ({env.num_envs}) envs"
             )
-        _check_memory(ReplayBuffer.nbytes(env.obs_sizes, env.action_sizes, env.state_size, capacity * env.num_envs), algo.buffer_size)
+        # The paper's setting (every agent observes the state plus its id): the buffer keeps the states only.
+        obs_from_state = bool(getattr(env, "obs_is_state_plus_id", False))
+        _check_memory(ReplayBuffer.nbytes(env.obs_sizes, env.action_sizes, env.state_size, capacity * env.num_envs, obs_from_state), algo.buffer_size)
 
         algorithm = ALGORITHMS[algo.name]
         self.actors = [DeterministicActor(o, low, high, cfg.model) for o, low, high in zip(env.obs_sizes, env.action_low, env.action_high, strict=True)]
@@ -78,7 +80,7 @@ class OffPolicyTrainer(Trainer):
         self.update_scheme = OFF_POLICY_SCHEMES[algorithm.scheme]
         self.critic = QCritic(algorithm.critic, env.state_size, env.action_sizes, cfg)
         self.joint_policy = JointPolicy(self.actors)
-        self.buffer = ReplayBuffer(env.obs_sizes, env.action_sizes, env.state_size, env.num_envs, capacity)
+        self.buffer = ReplayBuffer(env.obs_sizes, env.action_sizes, env.state_size, env.num_envs, capacity, obs_from_state)
         self.critic_updates = 0
 
         obs, state, info = env.reset()

@@ -4,6 +4,11 @@ with n-step returns that stop at episode ends.
 Data flow: every vector step of the N training envs writes one slot (N transitions) at `head`;
 once the ring is full the oldest slot is overwritten. A sample draws B (slot, env) pairs
 uniformly with replacement and gathers only those rows (and their n-step windows).
+
+When every agent observes the global state followed by its one-hot id (the paper's setting,
+`env.obs_mode: global`, whose envs say so with `obs_is_state_plus_id`), the observations are
+not stored: a sample rebuilds them from the sampled states, exactly. Ant 4x2's transitions
+then take 0.9 KB instead of 4.4 KB.
 """
 
 from __future__ import annotations
@@ -64,15 +69,29 @@ class ReplayBuffer:
       state_size: the global state's size.
       num_envs: N, the transitions per slot.
       capacity: slots (the buffer holds capacity * N transitions).
+      obs_from_state: every agent's observation is the state followed by its one-hot id among
+        the agents (obs_sizes all state_size + number of agents): observations are checked
+        against that as they are added, not stored, and rebuilt from the states when sampled.
     """
 
-    def __init__(self, obs_sizes: Sequence[int], action_sizes: Sequence[int], state_size: int, num_envs: int, capacity: int):
+    def __init__(self, obs_sizes: Sequence[int], action_sizes: Sequence[int], state_size: int, num_envs: int, capacity: int,
+                 obs_from_state: bool = False):
         if capacity < 1 or num_envs < 1:
             raise ValueError(f"a replay buffer needs capacity >= 1 and num_envs >= 1, got {capacity} and {num_envs}")
+        agents = len(obs_sizes)
+        if obs_from_state and any(size != state_size + agents for size in obs_sizes):
+            raise ValueError(
+                f"obs_from_state needs every observation to be the state ({state_size}) followed by a one-hot id among "
+                f"{agents} agents, {state_size + agents} entries; got observation sizes {list(obs_sizes)}"
+            )
         C, N = capacity, num_envs
         self.capacity, self.num_envs = C, N
-        self.obs = [torch.zeros(C, N, size) for size in obs_sizes]
-        self.next_obs = [torch.zeros(C, N, size) for size in obs_sizes]
+        self.obs_from_state = obs_from_state
+        self.state_size = state_size
+        self._ids = torch.eye(agents)  # agent i's id: row i
+        stored = [] if obs_from_state else obs_sizes
+        self.obs = [torch.zeros(C, N, size) for size in stored]
+        self.next_obs = [torch.zeros(C, N, size) for size in stored]
         self.actions = [torch.zeros(C, N, size) for size in action_sizes]
         self.state = torch.zeros(C, N, state_size)
         self.next_state = torch.zeros(C, N, state_size)
@@ -94,20 +113,24 @@ class ReplayBuffer:
         }
 
     @staticmethod
-    def nbytes(obs_sizes: Sequence[int], action_sizes: Sequence[int], state_size: int, transitions: int) -> int:
+    def nbytes(obs_sizes: Sequence[int], action_sizes: Sequence[int], state_size: int, transitions: int, obs_from_state: bool = False) -> int:
         """Bytes the tensors of a buffer of `transitions` transitions take (float32, bool flags)."""
-        floats = 2 * sum(obs_sizes) + sum(action_sizes) + 2 * state_size + 1
+        floats = (0 if obs_from_state else 2 * sum(obs_sizes)) + sum(action_sizes) + 2 * state_size + 1
         return transitions * (4 * floats + 2)
 
     def add(self, obs, state, actions, reward, terminated, truncated, next_obs, next_state) -> None:
         """Write one vector step (N rows of each) at `head`; arrays are NumPy or torch, copied."""
         t = self.head
-        for buffer, o in zip(self.obs, obs, strict=True):
-            buffer[t].copy_(torch.as_tensor(o))
+        if self.obs_from_state:
+            self._check_derived(obs, state, "observation")
+            self._check_derived(next_obs, next_state, "next observation")
+        else:
+            for buffer, o in zip(self.obs, obs, strict=True):
+                buffer[t].copy_(torch.as_tensor(o))
+            for buffer, o in zip(self.next_obs, next_obs, strict=True):
+                buffer[t].copy_(torch.as_tensor(o))
         for buffer, a in zip(self.actions, actions, strict=True):
             buffer[t].copy_(torch.as_tensor(a))
-        for buffer, o in zip(self.next_obs, next_obs, strict=True):
-            buffer[t].copy_(torch.as_tensor(o))
         self.state[t].copy_(torch.as_tensor(state))
         self.next_state[t].copy_(torch.as_tensor(next_state))
         self.rewards[t].copy_(torch.as_tensor(reward))
@@ -115,6 +138,22 @@ class ReplayBuffer:
         self.truncated[t].copy_(torch.as_tensor(truncated))
         self.head = (t + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def _check_derived(self, obs, state, what: str) -> None:
+        state = torch.as_tensor(state)
+        for i, o in enumerate(obs):
+            o = torch.as_tensor(o)
+            if not (torch.equal(o[:, : self.state_size], state) and torch.equal(o[:, self.state_size:], self._ids[i].expand(len(o), -1))):
+                raise ValueError(
+                    f"agent {i}'s {what} is not the state followed by its one-hot id, which this buffer (obs_from_state) "
+                    "rebuilds it from: the env's obs_is_state_plus_id is wrong"
+                )
+
+    def _observations(self, stored: list[torch.Tensor], slot: torch.Tensor, env: torch.Tensor, state: torch.Tensor) -> list[torch.Tensor]:
+        """Every agent's observations [B, obs_size] of the rows (slot, env), whose states are `state`."""
+        if self.obs_from_state:
+            return [torch.cat([state, agent_id.expand(len(state), -1)], dim=1) for agent_id in self._ids]
+        return [o[slot, env] for o in stored]
 
     def sample(self, batch_size: int, n_step: int, gamma: float, generator: torch.Generator) -> ReplaySample:
         """`batch_size` transitions drawn uniformly with replacement, with their n-step returns.
@@ -134,14 +173,15 @@ class ReplayBuffer:
         returns, steps = n_step_returns(self.rewards[window, env], ended, gamma)
         last = window.gather(0, (steps - 1)[None])[0]
         discount = (gamma ** steps.double()).float() * ~self.terminated[last, env]
+        state, next_state = self.state[slot, env], self.next_state[last, env]
         return ReplaySample(
-            state=self.state[slot, env],
-            obs=[o[slot, env] for o in self.obs],
+            state=state,
+            obs=self._observations(self.obs, slot, env, state),
             actions=[a[slot, env] for a in self.actions],
             returns=returns,
             discount=discount,
-            next_state=self.next_state[last, env],
-            next_obs=[o[last, env] for o in self.next_obs],
+            next_state=next_state,
+            next_obs=self._observations(self.next_obs, last, env, next_state),
         )
 
     # -- checkpoints -----------------------------------------------------------------
@@ -155,9 +195,18 @@ class ReplayBuffer:
         return {"head": self.head, "size": self.size, **data}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a state_dict. One that stores observations loads into an obs_from_state buffer
+        (they are dropped); one without them loads only into an obs_from_state buffer."""
         size, head = state["size"], state["head"]
         if not (0 <= size <= self.capacity and 0 <= head < self.capacity):
             raise ValueError(f"replay buffer of {size} slots (head {head}) does not fit this run's capacity of {self.capacity}")
+        if not self.obs_from_state and self.obs and not state["obs"]:
+            raise ValueError(
+                "the saved replay buffer holds no observations (its agents observed the state plus their id, "
+                "obs_from_state); this run's agents observe something else"
+            )
+        if self.obs_from_state:
+            state = {**state, "obs": [], "next_obs": []}
         for key, value in self._tensors().items():
             targets, sources = (value, state[key]) if isinstance(value, list) else ([value], [state[key]])
             for target, source in zip(targets, sources, strict=True):

@@ -53,23 +53,32 @@ def test_n_step_returns_stop_after_the_first_ended_step():
 
 class Stream:
     """T vector steps of N envs with random episode ends, kept in full (chronologically) and
-    written to a ReplayBuffer. state[..., 0] of each transition is its id: step * N + env."""
+    written to a ReplayBuffer. state[..., 0] of each transition is its id: step * N + env.
+    With obs_from_state, agent i observes the state followed by its one-hot id (the paper's
+    setting), and the buffer stores the states only."""
 
-    def __init__(self, steps, num_envs, capacity, seed=0):
+    def __init__(self, steps, num_envs, capacity, seed=0, obs_from_state=False):
         rng = np.random.default_rng(seed)
         self.T, self.N = steps, num_envs
-        self.obs_sizes, self.action_sizes, self.state_size = (3, 2), (1, 2), 4
+        self.obs_sizes, self.action_sizes, self.state_size = ((6, 6) if obs_from_state else (3, 2)), (1, 2), 4
         self.state = rng.normal(size=(steps, num_envs, 4)).astype(np.float32)
         self.state[..., 0] = np.arange(steps * num_envs).reshape(steps, num_envs)
         self.next_state = rng.normal(size=(steps, num_envs, 4)).astype(np.float32)
-        self.obs = [rng.normal(size=(steps, num_envs, k)).astype(np.float32) for k in self.obs_sizes]
-        self.next_obs = [rng.normal(size=(steps, num_envs, k)).astype(np.float32) for k in self.obs_sizes]
+        if obs_from_state:
+            ids = np.eye(2, dtype=np.float32)
+            self.obs, self.next_obs = (
+                [np.concatenate([s, np.broadcast_to(ids[i], (steps, num_envs, 2))], axis=-1) for i in range(2)]
+                for s in (self.state, self.next_state)
+            )
+        else:
+            self.obs = [rng.normal(size=(steps, num_envs, k)).astype(np.float32) for k in self.obs_sizes]
+            self.next_obs = [rng.normal(size=(steps, num_envs, k)).astype(np.float32) for k in self.obs_sizes]
         self.actions = [rng.uniform(-1, 1, size=(steps, num_envs, k)).astype(np.float32) for k in self.action_sizes]
         self.rewards = rng.normal(size=(steps, num_envs)).astype(np.float32)
         ends = rng.random((steps, num_envs))
         self.terminated = ends < 0.08
         self.truncated = (ends >= 0.08) & (ends < 0.16)
-        self.buffer = ReplayBuffer(self.obs_sizes, self.action_sizes, self.state_size, num_envs, capacity)
+        self.buffer = ReplayBuffer(self.obs_sizes, self.action_sizes, self.state_size, num_envs, capacity, obs_from_state)
         for t in range(steps):
             self.buffer.add(
                 [o[t] for o in self.obs], self.state[t], [a[t] for a in self.actions], self.rewards[t],
@@ -92,10 +101,13 @@ class Stream:
 
 @pytest.mark.parametrize(("steps", "capacity"), [(30, 50), (137, 40)], ids=["filling", "wrapped"])
 @pytest.mark.parametrize("n_step", [1, 5])
-def test_samples_hold_n_step_returns_that_stop_at_episode_ends(steps, capacity, n_step):
+@pytest.mark.parametrize("obs_from_state", [False, True], ids=["stored_obs", "obs_from_state"])
+def test_samples_hold_n_step_returns_that_stop_at_episode_ends(steps, capacity, n_step, obs_from_state):
     """Terminated: no bootstrap; truncated: bootstrap from the final observation; the latest
-    step of an env: bootstrap from its next observation (its next step is not collected yet)."""
-    stream = Stream(steps, num_envs=3, capacity=capacity)
+    step of an env: bootstrap from its next observation (its next step is not collected yet).
+    Observations rebuilt from the states equal the ones the stream observed."""
+    stream = Stream(steps, num_envs=3, capacity=capacity, obs_from_state=obs_from_state)
+    assert len(stream.buffer.obs) == (0 if obs_from_state else 2)
     sample = stream.buffer.sample(4000, n_step, GAMMA, torch.Generator().manual_seed(1))
     ids = sample.state[:, 0].numpy().astype(np.int64)
     oldest = max(0, steps - capacity) * stream.N
@@ -141,21 +153,49 @@ def test_sampling_gathers_rows_without_copying_the_buffer():
 
 
 @pytest.mark.parametrize("steps", [30, 137], ids=["filling", "wrapped"])
-def test_buffer_state_round_trips_through_a_weights_only_load(steps):
-    stream = Stream(steps, num_envs=3, capacity=40)
+@pytest.mark.parametrize("obs_from_state", [False, True], ids=["stored_obs", "obs_from_state"])
+def test_buffer_state_round_trips_through_a_weights_only_load(steps, obs_from_state):
+    stream = Stream(steps, num_envs=3, capacity=40, obs_from_state=obs_from_state)
     saved = io.BytesIO()
     torch.save(stream.buffer.state_dict(), saved)
-    assert len(saved.getvalue()) < 1.2 * stream.buffer.nbytes(stream.obs_sizes, stream.action_sizes, 4, min(steps, 40) * 3) + 20_000
+    nbytes = stream.buffer.nbytes(stream.obs_sizes, stream.action_sizes, 4, min(steps, 40) * 3, obs_from_state)
+    assert len(saved.getvalue()) < 1.2 * nbytes + 20_000
     saved.seek(0)
-    restored = ReplayBuffer(stream.obs_sizes, stream.action_sizes, 4, 3, 40)
+    restored = ReplayBuffer(stream.obs_sizes, stream.action_sizes, 4, 3, 40, obs_from_state)
     restored.load_state_dict(torch.load(saved, weights_only=True))
     assert (restored.head, restored.size) == (stream.buffer.head, stream.buffer.size)
     a = stream.buffer.sample(100, 3, GAMMA, torch.Generator().manual_seed(5))
     b = restored.sample(100, 3, GAMMA, torch.Generator().manual_seed(5))
     for key in ("state", "returns", "discount", "next_state"):
         assert torch.equal(getattr(a, key), getattr(b, key)), key
+    for key in ("obs", "next_obs"):
+        assert all(torch.equal(x, y) for x, y in zip(getattr(a, key), getattr(b, key), strict=True)), key
     with pytest.raises(ValueError, match="does not fit this run's capacity of 20"):
         ReplayBuffer(stream.obs_sizes, stream.action_sizes, 4, 3, 20).load_state_dict(stream.buffer.state_dict())
+
+
+def test_a_buffer_that_rebuilds_observations_from_states_refuses_other_observations():
+    stored, derived = Stream(30, num_envs=3, capacity=40), Stream(30, num_envs=3, capacity=40, obs_from_state=True)
+    # A saved buffer with observations loads into one that rebuilds them (they are dropped)...
+    rebuilt = ReplayBuffer(derived.obs_sizes, derived.action_sizes, 4, 3, 40, obs_from_state=True)
+    full = ReplayBuffer(derived.obs_sizes, derived.action_sizes, 4, 3, 40)
+    for t in range(30):
+        full.add([o[t] for o in derived.obs], derived.state[t], [a[t] for a in derived.actions], derived.rewards[t],
+                 derived.terminated[t], derived.truncated[t], [o[t] for o in derived.next_obs], derived.next_state[t])
+    rebuilt.load_state_dict(full.state_dict())
+    a, b = full.sample(50, 3, GAMMA, torch.Generator().manual_seed(2)), rebuilt.sample(50, 3, GAMMA, torch.Generator().manual_seed(2))
+    assert all(torch.equal(x, y) for x, y in zip(a.obs + a.next_obs, b.obs + b.next_obs, strict=True))
+    # ...but not the other way round.
+    with pytest.raises(ValueError, match="holds no observations"):
+        full.load_state_dict(derived.buffer.state_dict())
+    # Observations that are not the state plus the agent's id are refused as they come.
+    obs = [o[0].copy() for o in derived.obs]
+    obs[1][2, 4:] = [1.0, 0.0]  # agent 0's id
+    with pytest.raises(ValueError, match="agent 1's observation is not the state followed by its one-hot id"):
+        derived.buffer.add(obs, derived.state[0], [a[0] for a in derived.actions], derived.rewards[0],
+                           derived.terminated[0], derived.truncated[0], [o[0] for o in derived.next_obs], derived.next_state[0])
+    with pytest.raises(ValueError, match="state .4. followed by a one-hot id among 2 agents, 6 entries; got observation sizes .3, 2."):
+        ReplayBuffer(stored.obs_sizes, stored.action_sizes, 4, 3, 40, obs_from_state=True)
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -395,6 +435,8 @@ def test_mujoco_iteration_gives_finite_metrics(algo):
         "run.num_env_steps=160", "run.eval_interval=1", "run.eval_episodes=1", "run.eval_num_envs=1", "model.hidden_sizes=[32]",
     ])
     trainer = Trainer(cfg)
+    # The paper's setting: every agent observes the state plus its id, so the buffer keeps the states only.
+    assert cfg.env.obs_mode == "global" and trainer.buffer.obs_from_state and trainer.buffer.obs == []
     rows = trainer.train()
     assert len(rows) == 2 and trainer.env_steps == 160 and rows[-1]["updates/critic"] == 2
     numeric = {k: v for k, v in rows[-1].items() if isinstance(v, float)}

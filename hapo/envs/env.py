@@ -148,6 +148,9 @@ class BatchedMujocoEnv:
         self.partition = partition
         self.agent_obsk = agent_obsk
         self.obs_mode = obs_mode
+        # The paper's setting: agent i observes the state followed by its one-hot id (the
+        # off-policy replay buffer then stores the states only).
+        self.obs_is_state_plus_id = obs_mode == "global" and partition is not None
         self.num_envs: int = core.num_envs
         self.num_threads: int = core.num_threads
         self.num_agents: int = core.num_agents

@@ -198,7 +198,9 @@ void restore(BatchedEnv& e, const py::dict& snapshot) {
   s.memo = from_array<double>(snapshot, "memo");
   s.elapsed = from_array<std::int64_t>(snapshot, "elapsed");
   s.rng = from_array<std::uint64_t>(snapshot, "rng");
-  for (int i = 0; i < e.num_agents(); ++i) {
+  // As many obs_i as the snapshot holds: restore() names a snapshot of another env (or of
+  // another partition) before it counts them.
+  for (int i = 0; snapshot.contains("obs_" + std::to_string(i)); ++i) {
     s.obs.push_back(from_array<float>(snapshot, "obs_" + std::to_string(i)));
   }
   s.state = from_array<float>(snapshot, "state");

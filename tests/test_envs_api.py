@@ -263,8 +263,11 @@ def test_bad_state_access_is_named():
     with pytest.raises(KeyError, match="snapshot has no 'physics'"):
         env.restore({})
     other = make("Hopper", "3x1", num_envs=3).snapshot()
-    with pytest.raises(ValueError, match="snapshot physics must have"):
+    with pytest.raises(ValueError, match="the snapshot holds 3 envs, this batch has 2"):
         env.restore(other)
+    # Another partition of the same model: named by identity, not by a missing key.
+    with pytest.raises(ValueError, match=r"the snapshot is of Hopper .*actions 3, .*this env is Hopper .*actions 1\+1\+1"):
+        env.restore(make("Hopper", None, num_envs=2).snapshot())
 
 
 def test_step_before_reset_is_an_error():

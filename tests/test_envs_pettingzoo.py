@@ -46,6 +46,8 @@ def test_bad_actions_are_named():
     env.reset(seed=0)
     with pytest.raises(KeyError, match=r"actions lack agents \['agent_1'\]"):
         env.step({"agent_0": np.zeros(3, np.float32)})
+    with pytest.raises(KeyError, match=r"actions lack agents \['agent_0'\]; name unknown agents \['agent0'\]"):
+        env.step({"agent0": np.zeros(3, np.float32), "agent_1": np.zeros(3, np.float32)})
     with pytest.raises(ValueError, match=r"the action of agent_1 must have shape \(3,\), got \(2,\)"):
         env.step({"agent_0": np.zeros(3), "agent_1": np.zeros(2)})
     with pytest.raises(ValueError, match="must be finite"):

@@ -461,9 +461,10 @@ void BatchedEnv::restore(const Snapshot& s) {
     require(got == want, std::string("snapshot ") + name + " must have " + std::to_string(want) +
                              " entries for this env, got " + std::to_string(got));
   };
+  require(s.elapsed.size() == n, "the snapshot holds " + std::to_string(s.elapsed.size()) +
+                                     " envs, this batch has " + std::to_string(n));
   check(s.physics.size(), n * nstate_, "physics");
   check(s.memo.size(), memo_.size(), "memo");
-  check(s.elapsed.size(), n, "elapsed");
   check(s.rng.size(), n * Rng::kStateWords, "rng");
   check(s.obs.size(), obs_.size(), "obs (agents)");
   for (std::size_t i = 0; i < obs_.size(); ++i) check(s.obs[i].size(), obs_[i].size(), "obs");

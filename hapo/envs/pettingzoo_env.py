@@ -79,8 +79,11 @@ class MujocoParallelEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("step() without a running episode: call reset() first")
         missing = [a for a in self.possible_agents if a not in actions]
-        if missing:
-            raise KeyError(f"actions lack agents {missing}; every agent of {self.possible_agents} acts")
+        unknown = [a for a in actions if a not in self.possible_agents]
+        if missing or unknown:
+            found = f"lack agents {missing}" if missing else ""
+            found += ("; " if missing and unknown else "") + (f"name unknown agents {unknown}" if unknown else "")
+            raise KeyError(f"actions {found}; every agent of {self.possible_agents} acts, and only they")
         batch = []
         for agent, size in zip(self.possible_agents, self.env.action_sizes):
             action = np.asarray(actions[agent], dtype=np.float32)

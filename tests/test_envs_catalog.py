@@ -15,6 +15,8 @@ def test_list_tasks_covers_every_scenario_and_partition():
         assert {(name, p) for p in [*spec.partitions, None]} <= listed
     assert {t.scenario for t in list_tasks()} == set(SCENARIOS) | set(GENERATED)
     assert ("ManySegmentSwimmer", "10x2") in listed
+    assert {("Pusher", "3p"), ("InvertedPendulum", None)} <= listed
+    assert ("InvertedPendulum", "1x1") not in listed
 
 
 def reference_ships(scenario, partition):

@@ -8,7 +8,11 @@ from pettingzoo.test import parallel_api_test
 from hapo.envs import pettingzoo_env
 
 
-@pytest.mark.parametrize("scenario,partition", [("Hopper", "3x1"), ("Reacher", "2x1"), ("Humanoid", "9|8")])
+@pytest.mark.parametrize(
+    "scenario,partition",
+    [("Hopper", "3x1"), ("Reacher", "2x1"), ("Humanoid", "9|8"), ("Pusher", "3p"),
+     ("InvertedDoublePendulum", None)],
+)
 def test_passes_pettingzoo_parallel_api_test(scenario, partition):
     env = pettingzoo_env(scenario, partition)
     parallel_api_test(env, num_cycles=300)

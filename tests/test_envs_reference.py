@@ -11,6 +11,8 @@ pairwise), then rounded to float32: it may differ in the last float32 bit.
 
 The paper's partitions that mamujoco_v1 does not ship are compared with mamujoco_v1
 given the same grouping of its own joint nodes (its `agent_factorization` argument).
+
+The reference orders Pusher's nodes of one label by chance: `pin_tie_order` fixes it.
 """
 
 import numpy as np
@@ -56,6 +58,14 @@ CASES = [
     ("Reacher", "2x1", 0),
     ("Reacher", "2x1", 1),
     ("Reacher", None, None),
+    ("Pusher", "3p", 0),
+    ("Pusher", "3p", 1),
+    ("Pusher", "3p", 2),
+    ("Pusher", "3p", 4),
+    ("Pusher", "3p", None),
+    ("Pusher", None, None),
+    ("InvertedPendulum", None, None),
+    ("InvertedDoublePendulum", None, None),
     ("ManySegmentSwimmer", "10x2", 1),
     ("ManySegmentSwimmer", "3x1", 2),
     ("ManySegmentAnt", "2x3", 1),
@@ -63,7 +73,9 @@ CASES = [
 ]
 NUM_ENVS = 2
 # Tasks that never terminate (only the time limit ends their episodes).
-NEVER_TERMINATE = {"HalfCheetah", "HumanoidStandup", "Swimmer", "ManySegmentSwimmer", "Reacher"}
+NEVER_TERMINATE = {"HalfCheetah", "HumanoidStandup", "Swimmer", "ManySegmentSwimmer", "Reacher", "Pusher"}
+# Tasks whose time limit is not Gymnasium's default of 1000 steps.
+TIME_LIMIT = {"Reacher": 50, "Pusher": 100}
 
 # The paper's partitions, as the issue lists them: agents -> the reference's node labels.
 PAPER_PARTITIONS = {
@@ -92,10 +104,26 @@ PAPER_PARTITIONS = {
 }
 
 
+def pin_tie_order(ref):
+    """Order the reference's nodes of one label by joint name, as ours are.
+
+    Its Pusher labels three nodes "r_wrist_roll_joint" (the shoulder pan and lift are
+    mislabelled); sorting by label leaves them in the order a Python set of objects hashed
+    by address iterates, which changes from run to run.
+    """
+    model = ref.single_agent_env.unwrapped.model
+    for k_dict in ref.k_dicts:
+        for depth, nodes in k_dict.items():
+            k_dict[depth] = sorted(nodes, key=lambda n: (n.label, model.joint(n.qpos_ids).name))
+
+
 def reference(scenario, partition, agent_obsk):
     """mamujoco_v1 for a partition it ships, or given the paper's grouping of its nodes."""
     if (scenario, partition) not in PAPER_PARTITIONS:
-        return mamujoco_v1.parallel_env(scenario, partition, agent_obsk=agent_obsk)
+        ref = mamujoco_v1.parallel_env(scenario, partition, agent_obsk=agent_obsk)
+        if scenario == "Pusher" and ref.agent_obsk is not None:
+            pin_tie_order(ref)
+        return ref
     parts, edges, globals_ = get_parts_and_edges(scenario, None)
     nodes = {node.label: node for node in parts[0]}
     grouping = [tuple(nodes[label] for label in agent) for agent in PAPER_PARTITIONS[(scenario, partition)]]
@@ -192,12 +220,13 @@ def run_against_reference(
 def test_matches_mamujoco(scenario, partition, agent_obsk):
     # A long ant stays upright under random actions: it is thrown up to end an episode.
     launch = 3.0 if scenario == "ManySegmentAnt" else None
-    ends = run_against_reference(scenario, partition, agent_obsk, steps=250, action_scale=1.5, launch=launch)
+    steps = 250
+    ends = run_against_reference(scenario, partition, agent_obsk, steps=steps, action_scale=1.5, launch=launch)
     if scenario not in NEVER_TERMINATE:
         # The wide actions must have driven the comparison through an auto-reset.
         assert ends["terminated"] >= 1
-    if scenario == "Reacher":
-        assert ends == {"terminated": 0, "truncated": 5 * NUM_ENVS}  # 50-step time limit
+    if scenario in TIME_LIMIT:
+        assert ends == {"terminated": 0, "truncated": steps // TIME_LIMIT[scenario] * NUM_ENVS}
 
 
 @pytest.mark.parametrize("scenario,partition", sorted(PAPER_PARTITIONS))
@@ -216,10 +245,45 @@ def test_time_limit_truncates_like_gymnasium():
 @pytest.mark.parametrize(
     "scenario,partition",
     [("HalfCheetah", "2x3"), ("HalfCheetah", "6x1"), ("Ant", "4x2"), ("Walker2d", "2x3"), ("Walker2d", "6x1"),
-     ("Hopper", "3x1"), ("Humanoid", "17x1")],
+     ("Hopper", "3x1"), ("Humanoid", "17x1"), ("Pusher", "3p")],
 )
 def test_global_observation_is_the_reference_state_plus_the_agent_id(scenario, partition):
     ends = run_against_reference(scenario, partition, 1, steps=150, action_scale=1.5, obs_mode="global")
     if scenario not in NEVER_TERMINATE:
         assert ends["terminated"] >= 1
 
+
+
+RESETS = 400
+
+
+def reference_resets(scenario):
+    """(qpos, qvel) of RESETS resets of the reference's single-agent env."""
+    ref = mamujoco_v1.parallel_env(scenario, None).single_agent_env.unwrapped
+    ref.reset(seed=0)
+    states = []
+    for _ in range(RESETS):
+        ref.reset()
+        states.append((ref.data.qpos.copy(), ref.data.qvel.copy()))
+    return [np.array(s) for s in zip(*states)]
+
+
+@pytest.mark.parametrize("scenario", ["Pusher", "InvertedPendulum", "InvertedDoublePendulum"])
+def test_reset_states_are_distributed_as_the_references(scenario):
+    with make(scenario, None, num_envs=RESETS, seed=5) as env:
+        env.reset()
+        ours = [np.array([get(k) for k in range(RESETS)]) for get in (env.get_qpos, env.get_qvel)]
+    for field, mine, ref in zip(("qpos", "qvel"), ours, reference_resets(scenario)):
+        fixed = ref.std(axis=0) == 0
+        # Entries the reference does not randomise are its values exactly.
+        np.testing.assert_array_equal(mine[:, fixed], ref[:, fixed], err_msg=field)
+        # The others: the same spread and centre, and no wider range than the uniform noise.
+        np.testing.assert_allclose(mine[:, ~fixed].std(axis=0), ref[:, ~fixed].std(axis=0), rtol=0.2, err_msg=field)
+        np.testing.assert_allclose(mine[:, ~fixed].mean(axis=0), ref[:, ~fixed].mean(axis=0), atol=0.03, err_msg=field)
+        spread = ref.max(axis=0) - ref.min(axis=0)
+        assert (mine.min(axis=0) >= ref.min(axis=0) - 0.2 * spread).all(), field
+        assert (mine.max(axis=0) <= ref.max(axis=0) + 0.2 * spread).all(), field
+    if scenario == "Pusher":
+        # The object starts more than 0.17 from the goal, at the origin.
+        assert (np.linalg.norm(ours[0][:, -4:-2], axis=1) > 0.17).all()
+        assert (ours[0][:, -2:] == 0).all()

@@ -19,6 +19,7 @@ const mjtNum* field_data(const mjData* d, Field field) {
     case Field::kCvel: return d->cvel;
     case Field::kQfrcActuator: return d->qfrc_actuator;
     case Field::kXpos: return d->xpos;
+    case Field::kQfrcConstraint: return d->qfrc_constraint;
   }
   return nullptr;
 }
@@ -34,6 +35,7 @@ std::int64_t field_size(const mjModel* m, Field field) {
     case Field::kCvel: return 6 * static_cast<std::int64_t>(m->nbody);
     case Field::kQfrcActuator: return m->nv;
     case Field::kXpos: return 3 * static_cast<std::int64_t>(m->nbody);
+    case Field::kQfrcConstraint: return m->nv;
   }
   return 0;
 }

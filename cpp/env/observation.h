@@ -11,14 +11,17 @@ namespace hapo::env {
 // from the model (in Python, hapo/envs/layouts.py): element j of the output is
 // op(field[index]) or, for kDiff, field[index] - field[index2], or, for kConst, the
 // number `low` whatever the physics (an agent's one-hot id).
-enum class Field : std::int32_t { kQpos, kQvel, kCfrcExt, kCinert, kCvel, kQfrcActuator, kXpos };
+enum class Field : std::int32_t {
+  kQpos, kQvel, kCfrcExt, kCinert, kCvel, kQfrcActuator, kXpos, kQfrcConstraint
+};
 enum class Op : std::int32_t { kCopy, kClip, kSin, kCos, kDiff, kConst };
 
-inline constexpr int kNumFields = 7;
+inline constexpr int kNumFields = 8;
 inline constexpr int kNumOps = 6;
 // Names in enum order: the Python layout builder encodes tables with these.
 inline constexpr const char* kFieldNames[kNumFields] = {
-    "qpos", "qvel", "cfrc_ext", "cinert", "cvel", "qfrc_actuator", "xpos"};
+    "qpos", "qvel", "cfrc_ext", "cinert", "cvel", "qfrc_actuator", "xpos",
+    "qfrc_constraint"};
 inline constexpr const char* kOpNames[kNumOps] = {"copy", "clip", "sin", "cos", "diff", "const"};
 
 struct ObsElement {

@@ -1,5 +1,6 @@
 #include "env/task.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <utility>
 
@@ -16,6 +17,9 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"Hopper", &make_hopper},
       {"Humanoid", &make_humanoid},
       {"HumanoidStandup", &make_humanoid_standup},
+      {"InvertedDoublePendulum", &make_inverted_double_pendulum},
+      {"InvertedPendulum", &make_inverted_pendulum},
+      {"Pusher", &make_pusher},
       {"Reacher", &make_reacher},
       {"Swimmer", &make_swimmer},
       {"Walker2d", &make_walker2d},
@@ -33,6 +37,15 @@ double sum_of_squares(const mjtNum* x, int n) {
   double sum = 0.0;
   for (int i = 0; i < n; ++i) sum += x[i] * x[i];
   return sum;
+}
+
+double body_distance(const mjData* d, int body, int other) {
+  double squared = 0.0;
+  for (int c = 0; c < 3; ++c) {
+    const double v = d->xpos[3 * body + c] - d->xpos[3 * other + c];
+    squared += v * v;
+  }
+  return std::sqrt(squared);
 }
 
 void add_uniform_noise(const mjtNum* base, int n, double scale, Rng& rng, mjtNum* out) {

@@ -52,6 +52,9 @@ double control_cost(const double* action, int nu, double weight);
 // sum(x[i]^2) over n entries.
 double sum_of_squares(const mjtNum* x, int n);
 
+// Euclidean distance between two bodies' positions (xpos).
+double body_distance(const mjData* d, int body, int other);
+
 // out[i] = base[i] + U(-scale, scale), drawn in index order.
 void add_uniform_noise(const mjtNum* base, int n, double scale, Rng& rng, mjtNum* out);
 // out[i] = base[i] + scale * N(0, 1), drawn in index order.
@@ -70,6 +73,9 @@ std::unique_ptr<Task> make_humanoid();
 std::unique_ptr<Task> make_humanoid_standup();
 std::unique_ptr<Task> make_swimmer();
 std::unique_ptr<Task> make_reacher();
+std::unique_ptr<Task> make_pusher();
+std::unique_ptr<Task> make_inverted_pendulum();
+std::unique_ptr<Task> make_inverted_double_pendulum();
 
 // The registered task names, and the task of a name (std::invalid_argument listing
 // the valid names if unknown).

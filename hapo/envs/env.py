@@ -76,7 +76,8 @@ def make(
 
     Args:
       scenario: a Gymnasium v5 task ("HalfCheetah", "Ant", "Hopper", "Walker2d", "Swimmer",
-        "Reacher", "Humanoid", "HumanoidStandup") or a many-segment one of `mamujoco_v1`
+        "Reacher", "Pusher", "Humanoid", "HumanoidStandup", "InvertedPendulum",
+        "InvertedDoublePendulum") or a many-segment one of `mamujoco_v1`
         ("ManySegmentSwimmer", "ManySegmentAnt"); see list_tasks().
       partition: agent factorisation of `mamujoco_v1` or the paper, e.g. "6x1"; None (or
         agent_obsk None) gives one agent that acts on everything and observes the global
@@ -89,7 +90,7 @@ def make(
       obs_mode: "local" (MaMuJoCo's partial view of joints up to agent_obsk hops) or
         "global" (every agent observes the global state, i.e. the single-agent task's
         observation, then its one-hot id: the setting of the paper's experiments).
-      max_episode_steps: the time limit; None: Gymnasium's (1000; Reacher 50).
+      max_episode_steps: the time limit; None: Gymnasium's (1000; Reacher 50, Pusher 100).
 
     `make("SMAX", "3s5z", num_envs=N, seed=s)` gives JaxMARL's SMAC-style battles instead
     (`hapo.envs.smax`; partition = the map; num_threads, agent_obsk and obs_mode do not apply).

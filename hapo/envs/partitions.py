@@ -343,6 +343,53 @@ SCENARIOS["Reacher"] = Scenario(
 )
 
 
+# Pusher bodies: 10 tips_arm, 11 object, 12 goal (xpos rows of 3).
+_TIPS_ARM = 10
+_pusher_arm = (
+    "r_shoulder_pan_joint", "r_shoulder_lift_joint", "r_upper_arm_roll_joint", "r_elbow_flex_joint",
+    "r_forearm_roll_joint", "r_wrist_flex_joint", "r_wrist_roll_joint",
+)
+SCENARIOS["Pusher"] = Scenario(
+    task="Pusher",
+    model_file="pusher_v5.xml",
+    # The reference labels its shoulder pan and shoulder lift nodes "r_wrist_roll_joint",
+    # and sorts by label: they sort as the wrist roll joint. Between nodes of one label its
+    # order is that of a Python set of objects hashed by address, which changes from run
+    # to run; ours is by joint name.
+    joints=tuple(
+        Joint(name, name, sort_label="r_wrist_roll_joint" if name in _pusher_arm[:2] else None)
+        for name in _pusher_arm
+    ),
+    edges=tuple(zip(_pusher_arm, _pusher_arm[1:])),
+    partitions={"3p": (_pusher_arm[:3], _pusher_arm[3:4], _pusher_arm[4:])},
+    local_categories=(("qpos", "qvel"), ("qpos",)),
+    # The arm's tip, the object and the goal: their positions, under the reference's
+    # category "qpos".
+    global_obs={"qpos": (Span("xpos", 3 * _TIPS_ARM, 3 * _TIPS_ARM + 9),)},
+    state=(Span("qpos", 0, 7), Span("qvel", 0, 7), Span("xpos", 3 * _TIPS_ARM, 3 * _TIPS_ARM + 9)),
+    max_episode_steps=100,
+)
+
+
+def _single_agent(task: str, model_file: str, state: tuple[Span, ...]) -> Scenario:
+    """A task mamujoco_v1 runs as one agent only (agent_conf None): no joint graph."""
+    return Scenario(task, model_file, joints=(), edges=(), partitions={}, local_categories=(), global_obs={}, state=state)
+
+
+SCENARIOS["InvertedPendulum"] = _single_agent("InvertedPendulum", "inverted_pendulum.xml", (Span("qpos"), Span("qvel")))
+SCENARIOS["InvertedDoublePendulum"] = _single_agent(
+    "InvertedDoublePendulum",
+    "inverted_double_pendulum.xml",
+    (
+        Span("qpos", 0, 1),
+        Span("qpos", 1, op="sin"),
+        Span("qpos", 1, op="cos"),
+        Span("qvel", clip=(-10.0, 10.0)),
+        Span("qfrc_constraint", 0, 1, clip=(-10.0, 10.0)),
+    ),
+)
+
+
 def _parse_segments(scenario: str, partition: str | None) -> tuple[int, int]:
     """(agents, segments per agent) of a partition "AxS"."""
     agents, _, per_agent = (partition or "").partition("x")
@@ -444,6 +491,8 @@ def get_scenario(scenario: str, partition: str | None) -> Scenario:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}, expected one of: {', '.join(scenario_names())}")
     spec = SCENARIOS[scenario]
+    if partition is not None and not spec.partitions:
+        raise ValueError(f"{scenario} has one agent only (mamujoco_v1 splits it no further): partition must be None, got {partition!r}")
     if partition is not None and partition not in spec.partitions:
         valid = ", ".join(sorted(spec.partitions))
         raise ValueError(f"unknown partition {partition!r} for {scenario}, expected one of: {valid} (or None)")

@@ -46,12 +46,7 @@ class Reacher final : public Task {
   Outcome step(const mjModel* m, const mjData* d, const double* action, const double*,
                float* info) const override {
     // distance reward
-    double squared = 0.0;
-    for (int c = 0; c < 3; ++c) {
-      const double v = d->xpos[3 * kFingertipBody + c] - d->xpos[3 * kTargetBody + c];
-      squared += v * v;
-    }
-    const double reward_dist = -std::sqrt(squared) * kDistWeight;
+    const double reward_dist = -body_distance(d, kFingertipBody, kTargetBody) * kDistWeight;
     // ctrl reward
     const double reward_ctrl = -control_cost(action, m->nu, kCtrlWeight);
 

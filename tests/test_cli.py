@@ -37,7 +37,7 @@ def no_iterations(monkeypatch):
 
 
 def test_unknown_scenario(capsys, tmp_path, no_iterations):
-    fails_with(capsys, TOY + ["--log-dir", str(tmp_path), "--scenario", "Nope"], r"unknown scenario 'Nope', expected one of: Ant, HalfCheetah")
+    fails_with(capsys, TOY + ["--log-dir", str(tmp_path), "--scenario", "Nope"], r"unknown scenario 'Nope', expected one of: Ant, CoupledHalfCheetah, HalfCheetah")
     assert list(tmp_path.iterdir()) == []  # no run folder left behind
 
 

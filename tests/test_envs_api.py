@@ -234,7 +234,7 @@ def test_non_contiguous_actions_are_accepted():
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        (dict(scenario="Cheetah"), ValueError, "unknown scenario 'Cheetah', expected one of: Ant, HalfCheetah, Hopper, Humanoid, HumanoidStandup, InvertedDoublePendulum, InvertedPendulum, ManySegmentAnt, ManySegmentSwimmer, Pusher, Reacher, Swimmer, Walker2d"),
+        (dict(scenario="Cheetah"), ValueError, "unknown scenario 'Cheetah', expected one of: Ant, CoupledHalfCheetah, HalfCheetah, Hopper, Humanoid, HumanoidStandup, InvertedDoublePendulum, InvertedPendulum, ManySegmentAnt, ManySegmentSwimmer, Pusher, Reacher, Swimmer, Walker2d"),
         (dict(scenario="InvertedPendulum", partition="2x1"), ValueError, r"^InvertedPendulum has one agent only \(mamujoco_v1 splits it no further\): partition must be None, got '2x1'$"),
         (dict(scenario="Pusher", partition="7x1"), ValueError, r"unknown partition '7x1' for Pusher, expected one of: 3p \(or None\)"),
         (dict(partition="4x2"), ValueError, r"unknown partition '4x2' for HalfCheetah, expected one of: 2x3, 3x2, 6x1 \(or None\)"),

@@ -15,7 +15,7 @@ def test_list_tasks_covers_every_scenario_and_partition():
         assert {(name, p) for p in [*spec.partitions, None]} <= listed
     assert {t.scenario for t in list_tasks()} == set(SCENARIOS) | set(GENERATED)
     assert ("ManySegmentSwimmer", "10x2") in listed
-    assert {("Pusher", "3p"), ("InvertedPendulum", None)} <= listed
+    assert {("Pusher", "3p"), ("CoupledHalfCheetah", "1p1"), ("InvertedPendulum", None)} <= listed
     assert ("InvertedPendulum", "1x1") not in listed
 
 
@@ -29,6 +29,7 @@ def reference_ships(scenario, partition):
     return True
 
 
+@pytest.mark.usefixtures("mamujoco_dense_ten_j")
 @pytest.mark.parametrize("task", list_tasks(), ids=lambda t: f"{t.scenario}-{t.partition}")
 def test_listed_sizes_are_those_of_the_env_and_the_reference(task):
     with make(task.scenario, task.partition) as env:

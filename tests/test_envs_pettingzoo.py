@@ -10,7 +10,7 @@ from hapo.envs import pettingzoo_env
 
 @pytest.mark.parametrize(
     "scenario,partition",
-    [("Hopper", "3x1"), ("Reacher", "2x1"), ("Humanoid", "9|8"), ("Pusher", "3p"),
+    [("Hopper", "3x1"), ("Reacher", "2x1"), ("Humanoid", "9|8"), ("Pusher", "3p"), ("CoupledHalfCheetah", "1p1"),
      ("InvertedDoublePendulum", None)],
 )
 def test_passes_pettingzoo_parallel_api_test(scenario, partition):

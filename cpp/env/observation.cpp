@@ -20,6 +20,9 @@ const mjtNum* field_data(const mjData* d, Field field) {
     case Field::kQfrcActuator: return d->qfrc_actuator;
     case Field::kXpos: return d->xpos;
     case Field::kQfrcConstraint: return d->qfrc_constraint;
+    case Field::kTenJ: return d->ten_J;
+    case Field::kTenLength: return d->ten_length;
+    case Field::kTenVelocity: return d->ten_velocity;
   }
   return nullptr;
 }
@@ -36,6 +39,9 @@ std::int64_t field_size(const mjModel* m, Field field) {
     case Field::kQfrcActuator: return m->nv;
     case Field::kXpos: return 3 * static_cast<std::int64_t>(m->nbody);
     case Field::kQfrcConstraint: return m->nv;
+    case Field::kTenJ: return m->nJten;
+    case Field::kTenLength: return m->ntendon;
+    case Field::kTenVelocity: return m->ntendon;
   }
   return 0;
 }

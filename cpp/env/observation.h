@@ -10,18 +10,20 @@ namespace hapo::env {
 // An observation is a gather over mjData fields, described by a table built once
 // from the model (in Python, hapo/envs/layouts.py): element j of the output is
 // op(field[index]) or, for kDiff, field[index] - field[index2], or, for kConst, the
-// number `low` whatever the physics (an agent's one-hot id).
+// number `low` whatever the physics (an agent's one-hot id). kTenJ is MuJoCo's sparse
+// tendon Jacobian (nJten entries); the layout builder maps dense entries onto it.
 enum class Field : std::int32_t {
-  kQpos, kQvel, kCfrcExt, kCinert, kCvel, kQfrcActuator, kXpos, kQfrcConstraint
+  kQpos, kQvel, kCfrcExt, kCinert, kCvel, kQfrcActuator, kXpos,
+  kQfrcConstraint, kTenJ, kTenLength, kTenVelocity
 };
 enum class Op : std::int32_t { kCopy, kClip, kSin, kCos, kDiff, kConst };
 
-inline constexpr int kNumFields = 8;
+inline constexpr int kNumFields = 11;
 inline constexpr int kNumOps = 6;
 // Names in enum order: the Python layout builder encodes tables with these.
 inline constexpr const char* kFieldNames[kNumFields] = {
     "qpos", "qvel", "cfrc_ext", "cinert", "cvel", "qfrc_actuator", "xpos",
-    "qfrc_constraint"};
+    "qfrc_constraint", "ten_J", "ten_length", "ten_velocity"};
 inline constexpr const char* kOpNames[kNumOps] = {"copy", "clip", "sin", "cos", "diff", "const"};
 
 struct ObsElement {

@@ -13,6 +13,7 @@ using Factory = std::unique_ptr<Task> (*)();
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> tasks = {
       {"Ant", &make_ant},
+      {"CoupledHalfCheetah", &make_coupled_half_cheetah},
       {"HalfCheetah", &make_half_cheetah},
       {"Hopper", &make_hopper},
       {"Humanoid", &make_humanoid},

@@ -76,6 +76,7 @@ std::unique_ptr<Task> make_reacher();
 std::unique_ptr<Task> make_pusher();
 std::unique_ptr<Task> make_inverted_pendulum();
 std::unique_ptr<Task> make_inverted_double_pendulum();
+std::unique_ptr<Task> make_coupled_half_cheetah();
 
 // The registered task names, and the task of a name (std::invalid_argument listing
 // the valid names if unknown).

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import mujoco
@@ -20,9 +21,15 @@ T = TypeVar("T")
 
 
 def model_path(scenario: str) -> str:
-    """The Gymnasium asset a scenario with a fixed model runs on."""
-    assets = importlib.resources.files("gymnasium") / "envs" / "mujoco" / "assets"
-    return str(assets / SCENARIOS[scenario].model_file)
+    """The model file of a scenario with a fixed model, in the installed package that ships it."""
+    spec = SCENARIOS[scenario]
+    package, folder = spec.model_assets
+    # find_spec locates the package without importing it (Gymnasium-Robotics registers
+    # hundreds of envs on import).
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ModuleNotFoundError(f"{scenario} runs on {spec.model_file} of the package {package}, which is not installed")
+    return str(Path(found.submodule_search_locations[0]) / folder / spec.model_file)
 
 
 def quietly(compile_model: Callable[[], T]) -> T:
@@ -77,8 +84,8 @@ def make(
     Args:
       scenario: a Gymnasium v5 task ("HalfCheetah", "Ant", "Hopper", "Walker2d", "Swimmer",
         "Reacher", "Pusher", "Humanoid", "HumanoidStandup", "InvertedPendulum",
-        "InvertedDoublePendulum") or a many-segment one of `mamujoco_v1`
-        ("ManySegmentSwimmer", "ManySegmentAnt"); see list_tasks().
+        "InvertedDoublePendulum") or one of `mamujoco_v1`'s own ("CoupledHalfCheetah",
+        "ManySegmentSwimmer", "ManySegmentAnt"); see list_tasks().
       partition: agent factorisation of `mamujoco_v1` or the paper, e.g. "6x1"; None (or
         agent_obsk None) gives one agent that acts on everything and observes the global
         state. The many-segment scenarios take any "AxS" (A agents of S segments; the

@@ -56,9 +56,11 @@ def joints_by_distance(
 
 
 def _field_size(model: mujoco.MjModel, name: str) -> int:
+    """Entries of a field as Spans index it (ten_J: the dense ntendon x nv Jacobian)."""
     if name in BODY_ROW:
         return BODY_ROW[name] * model.nbody
-    return model.nq if name == "qpos" else model.nv
+    sizes = {"qpos": model.nq, "ten_J": model.ntendon * model.nv, "ten_length": model.ntendon, "ten_velocity": model.ntendon}
+    return sizes.get(name, model.nv)
 
 
 def _element(field: str, index: int, clip: tuple[float, float] | None) -> Element:
@@ -67,8 +69,23 @@ def _element(field: str, index: int, clip: tuple[float, float] | None) -> Elemen
     return (FIELD[field], OP["clip"], index, 0, clip[0], clip[1])
 
 
+def _dense_ten_j(model: mujoco.MjModel, index: int) -> Element:
+    """Entry `index` of the dense tendon Jacobian, read from MuJoCo's sparse one, whose
+    structure is fixed by the model: the stored entry, or a constant 0 where it stores none."""
+    tendon, dof = divmod(index, model.nv)
+    start = int(model.ten_J_rowadr[tendon])
+    for i in range(start, start + int(model.ten_J_rownnz[tendon])):
+        if model.ten_J_colind[i] == dof:
+            return _element("ten_J", i, None)
+    return (FIELD["qpos"], OP["const"], 0, 0, 0.0, 0.0)
+
+
 def _span_elements(model: mujoco.MjModel, span: Span) -> list[Element]:
     stop = _field_size(model, span.field) if span.stop is None else span.stop
+    if span.field == "ten_J":
+        if span.op != "copy" or span.clip is not None:
+            raise ValueError(f"{span}: the tendon Jacobian is copied only")
+        return [_dense_ten_j(model, i) for i in range(span.start, stop)]
     if span.op == "copy":
         return [_element(span.field, i, span.clip) for i in range(span.start, stop)]
     if span.clip is not None:

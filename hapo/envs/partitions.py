@@ -22,6 +22,8 @@ class Span:
     """A run of entries of an mjData field: op(field[start:stop]), optionally clipped.
 
     op is "copy", "sin", "cos", or "diff": field[start + i] - field[other + i].
+    field is an mjData field; "ten_J" is indexed as the dense (ntendon x nv) tendon
+    Jacobian the reference reads (MuJoCo stores it sparse).
     """
 
     field: str
@@ -79,6 +81,7 @@ class Scenario:
     global_obs: category -> spans every agent observes after its local part.
     state: the single-agent observation of the Gymnasium task, the global state.
     max_episode_steps: Gymnasium's time limit of the task.
+    model_assets: (package, folder inside it) where model_file ships.
     """
 
     task: str
@@ -92,13 +95,21 @@ class Scenario:
     local_clip: dict[str, Clip] = field(default_factory=dict)
     max_episode_steps: int = 1000
     model_xml: str | None = None
+    model_assets: tuple[str, str] = ("gymnasium", "envs/mujoco/assets")
 
 
 GLOBAL_CATEGORIES = ("qpos", "qvel")
+MAMUJOCO_ASSETS = ("gymnasium_robotics", "envs/multiagent_mujoco/assets")
 
-_cheetah_joints = tuple(
-    Joint(name, name) for name in ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")
-)
+
+def _entries(field: str, *indices: int) -> tuple[Span, ...]:
+    """Single entries of a field, in the given order."""
+    return tuple(Span(field, i, i + 1) for i in indices)
+
+
+_CHEETAH_PARTS = ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")
+_CHEETAH_EDGES = (("bfoot", "bshin"), ("bshin", "bthigh"), ("bthigh", "fthigh"), ("fthigh", "fshin"), ("fshin", "ffoot"))
+_cheetah_joints = tuple(Joint(name, name) for name in _CHEETAH_PARTS)
 
 # Ant bodies: 1 torso; legs 2-4, 5-7, 8-10, 11-13 (leg, aux, ankle) for hips 1..4.
 _ant_joints = (
@@ -134,13 +145,7 @@ SCENARIOS: dict[str, Scenario] = {
         task="HalfCheetah",
         model_file="half_cheetah.xml",
         joints=_cheetah_joints,
-        edges=(
-            ("bfoot", "bshin"),
-            ("bshin", "bthigh"),
-            ("bthigh", "fthigh"),
-            ("fthigh", "fshin"),
-            ("fshin", "ffoot"),
-        ),
+        edges=_CHEETAH_EDGES,
         partitions={
             "2x3": (("bthigh", "bshin", "bfoot"), ("fthigh", "fshin", "ffoot")),
             "6x1": (("bthigh",), ("bshin",), ("bfoot",), ("fthigh",), ("fshin",), ("ffoot",)),
@@ -368,6 +373,41 @@ SCENARIOS["Pusher"] = Scenario(
     global_obs={"qpos": (Span("xpos", 3 * _TIPS_ARM, 3 * _TIPS_ARM + 9),)},
     state=(Span("qpos", 0, 7), Span("qvel", 0, 7), Span("xpos", 3 * _TIPS_ARM, 3 * _TIPS_ARM + 9)),
     max_episode_steps=100,
+)
+
+# The tendon's length, velocity and Jacobian entries on each cheetah's root slides
+# (rootx, rootz: dofs 0-1 and 9-10).
+_tendon = {
+    "ten_J": (Span("ten_J", 0, 2), Span("ten_J", 9, 11)),
+    "ten_length": (Span("ten_length", 0, 1),),
+    "ten_velocity": (Span("ten_velocity", 0, 1),),
+}
+
+
+def _coupled_cheetah(c: int) -> tuple[Joint, ...]:
+    """Cheetah c's nodes. As the reference's, both cheetahs' nodes observe qpos[-6:] and
+    qvel[-6:], the second cheetah's joints; each back thigh observes the tendon."""
+    return tuple(
+        Joint(f"{part}{c}", f"{part}{c}", observes=i - 6, obs=_tendon if part == "bthigh" else {})
+        for i, part in enumerate(_CHEETAH_PARTS)
+    )
+
+
+def _cheetah_edges(c: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{a}{c}", f"{b}{c}") for a, b in _CHEETAH_EDGES)
+
+
+SCENARIOS["CoupledHalfCheetah"] = Scenario(
+    task="CoupledHalfCheetah",
+    model_file="coupled_half_cheetah.xml",
+    model_assets=MAMUJOCO_ASSETS,
+    joints=_coupled_cheetah(0) + _coupled_cheetah(1),
+    edges=_cheetah_edges(0) + _cheetah_edges(1),
+    partitions={"1p1": tuple(tuple(f"{part}{c}" for part in _CHEETAH_PARTS) for c in (0, 1))},
+    local_categories=(("qpos", "qvel", "ten_J", "ten_length", "ten_velocity"), ("qpos",)),
+    # Each cheetah's root without its x position, angle (rooty) before height (rootz).
+    global_obs={"qpos": _entries("qpos", 2, 1, 11, 10), "qvel": _entries("qvel", 0, 2, 1, 9, 11, 10)},
+    state=(Span("qpos", 1, 9), Span("qpos", 10, 18), Span("qvel"), *_tendon["ten_J"], Span("ten_length"), Span("ten_velocity")),
 )
 
 

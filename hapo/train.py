@@ -16,6 +16,7 @@ Python API::
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import pathlib
@@ -63,6 +64,24 @@ def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
         env_cfg.scenario, env_cfg.agent_conf, num_envs=num_envs, num_threads=env_cfg.num_threads,
         seed=seed, agent_obsk=env_cfg.agent_obsk, obs_mode=env_cfg.obs_mode,
     )
+
+
+def bf16_matmul_supported() -> bool:
+    """Whether oneDNN can run float32 matrix products on bfloat16-rounded inputs on this CPU."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@contextlib.contextmanager
+def update_settings(run: config_lib.RunConfig):
+    """The update's torch threads and float32 matmul precision; the collection's are restored after it."""
+    precision = torch.backends.mkldnn.matmul.fp32_precision
+    torch.set_num_threads(run.update_torch_threads)
+    torch.backends.mkldnn.matmul.fp32_precision = run.update_matmul_precision
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = precision
+        torch.set_num_threads(run.torch_threads)
 
 
 def trainer_class(config: Config) -> type[Trainer]:
@@ -114,6 +133,11 @@ class Trainer(ABC):
         self.config = cfg = config
         self.run_dir = None if run_dir is None else pathlib.Path(run_dir)
         torch.set_num_threads(cfg.run.torch_threads)
+        if cfg.run.update_matmul_precision == "bf16" and not bf16_matmul_supported():
+            raise ConfigError(
+                "run.update_matmul_precision bf16 needs oneDNN's bfloat16 matrix products, which this CPU lacks "
+                "(they need AVX-512, and are fast with AMX or AVX-512 BF16): use ieee"
+            )
         seeds = np.random.SeedSequence(cfg.run.seed).generate_state(4)
         random.seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
@@ -211,11 +235,8 @@ class Trainer(ABC):
         start = time.perf_counter()
         self._collect()
         collected = time.perf_counter()
-        torch.set_num_threads(cfg.run.update_torch_threads)
-        try:
+        with update_settings(cfg.run):
             update = self._update()
-        finally:
-            torch.set_num_threads(cfg.run.torch_threads)
         updated = time.perf_counter()
         self.iteration += 1
         self.env_steps += self.steps_per_iteration

@@ -139,6 +139,14 @@ class RunConfig:
     run_name: str = _opt("", "Run folder name under log_dir (empty: scenario-agent_conf-algo-seed).")
     torch_threads: int = _opt(1, "torch.set_num_threads while collecting and evaluating (results are reproducible for fixed thread counts).", COUNT)
     update_torch_threads: int = _opt(2, "torch.set_num_threads during the update, whose batches are large enough to gain from more threads (the env threads are idle then).", COUNT)
+    update_matmul_precision: str = _opt(
+        "ieee",
+        "Precision of float32 matrix products during the update. ieee: exact float32. bf16: oneDNN rounds their inputs to "
+        "bfloat16 and sums in float32, which CPUs with AMX or AVX-512 BF16 do about 3x faster (off-policy runs gain about "
+        "1.3x, on-policy ones less: see the README); results differ from ieee's, and are as deterministic. Collection and "
+        "evaluation are not affected.",
+        one_of("ieee", "bf16"),
+    )
     progress: bool = _opt(True, "Show a progress bar.")
     tensorboard: bool = _opt(True, "Write TensorBoard scalars beside the CSV.")
     video_interval: int = _opt(0, "Film one deterministic episode every this many iterations, and after the last (0: never), to videos/iterationN.mp4 in the run folder and to TensorBoard as a GIF (MuJoCo tasks).", COUNT_OR_ZERO)

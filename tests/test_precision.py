@@ -63,7 +63,8 @@ def test_ieee_update_multiplies_exactly(monkeypatch):
 
 
 def short_run(name: str, precision: str) -> list[dict]:
-    steps = {"toy_reach": 3200, "toy_reach_maddpg": 1600}[name]  # 5 iterations; MADDPG's first 1000 steps warm up
+    # ToyReach: 5 iterations of 640 steps; its MADDPG config: 10 of 160, updating after the 1,000-step warm-up.
+    steps = {"toy_reach": 3200, "toy_reach_maddpg": 1600}[name]
     overrides = [f"run.update_matmul_precision={precision}", f"run.num_env_steps={steps}", "run.eval_interval=0"]
     return Trainer(config.load(name).with_overrides(QUIET + overrides)).train()
 

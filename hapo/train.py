@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import pathlib
@@ -66,9 +67,20 @@ def make_env(env_cfg: config_lib.EnvConfig, num_envs: int, seed: int):
     )
 
 
+@functools.cache
 def bf16_matmul_supported() -> bool:
-    """Whether oneDNN can run float32 matrix products on bfloat16-rounded inputs on this CPU."""
-    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """Whether float32 matrix products do take bfloat16-rounded inputs under the bf16 precision on
+    this CPU: oneDNN may report bfloat16 support and still multiply exactly (seen on an AVX-512 BF16
+    CPU without AMX), so a [256, 256] product of 1 + 2**-10 (1 in bfloat16) by ones is taken."""
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    x, w = torch.full((256, 256), 1 + 2**-10), torch.ones(256, 256)
+    precision = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        return bool(((x @ w) == 256).all())
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = precision
 
 
 @contextlib.contextmanager

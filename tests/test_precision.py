@@ -55,6 +55,22 @@ def test_bf16_update_multiplies_rounded_inputs_and_collection_stays_exact(name, 
         assert np.abs(products[phase] - exact).max() < tolerance, phase
 
 
+def test_bf16_is_reported_supported_exactly_where_products_take_rounded_inputs():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((256, 256), dtype=np.float32), rng.standard_normal((256, 256), dtype=np.float32)
+    precision = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        product = (torch.from_numpy(x) @ torch.from_numpy(w)).double().numpy()
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = precision
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    tolerance = 1e-5 * np.abs(exact).max()
+    takes_rounded = np.abs(product - bfloat16_values(x) @ bfloat16_values(w)).max() < tolerance
+    assert takes_rounded == train_lib.bf16_matmul_supported()
+    assert takes_rounded or np.abs(product - exact).max() < tolerance
+
+
 def test_ieee_update_multiplies_exactly(monkeypatch):
     products, x, w = products_while(Trainer(config.load("toy_reach").with_overrides(QUIET)), monkeypatch)
     exact = x.astype(np.float64) @ w.astype(np.float64)
